@@ -225,9 +225,9 @@ def build_catalogue(n: int = 64, seeds: int = SEEDS, workers: int = 0, progress:
     for (nn, k, p, s), stats in zip(jobs, results):
         if stats is None:
             continue
-        C, L = stats
-        cell = (int(np.clip(np.digitize(C, C_BINS) - 1, 0, 134)), int(np.clip(np.digitize(L, L_BINS) - 1, 0, 134)))
-        kept.setdefault(cell, (nn, k, p, s, C, L))
+        row = (nn, k, p, s, *stats)
+        ci, li = _fine_bins(np.array([row]))
+        kept.setdefault((int(ci[0]), int(li[0])), row)
     rows = [kept[cell] for cell in sorted(kept)]
     rows.append((n, float(n), 0.0, 0, 1.0, 1.0))
     return np.array(rows, dtype=np.float64)

@@ -248,9 +248,9 @@ def load_adjacency_file(path: Union[str, Path], name: Optional[str] = None) -> n
 
 
 def _connectome_dirs(root: Optional[Union[str, Path]]) -> list:
-    dirs = []
     if root is not None:
-        dirs.append(Path(root))
+        return [Path(root)]
+    dirs = []
     if os.environ.get(CONNECTOME_DIR_ENV):
         dirs.append(Path(os.environ[CONNECTOME_DIR_ENV]))
     here = Path(__file__).resolve().parent
@@ -262,8 +262,8 @@ def _connectome_dirs(root: Optional[Union[str, Path]]) -> list:
 def connectome(name: str, root: Optional[Union[str, Path]] = None) -> nx.Graph:
     """One of the paper's biological networks (``'mcwhole'``, ``'mcvisual'``, ``'cat'``), symmetrised.
 
-    The adjacency files are published with the authors' code (graph2nn, ``analysis/``); they are looked for
-    in ``root``, then in ``$RELGRAPH_CONNECTOME_DIR``, then in ``../shared/reference/graph2nn``.
+    The adjacency files are published with the authors' code (graph2nn); they are looked for in ``root``
+    when given, else in ``$RELGRAPH_CONNECTOME_DIR``, then in ``../shared/reference/graph2nn``.
     """
     if name not in CONNECTOMES:
         raise ValueError(f'unknown connectome {name!r}; choose one of {sorted(CONNECTOMES)}')
