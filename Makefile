@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 
-.PHONY: setup data demo test catalogue weights clean
+.PHONY: setup data demo test conformance catalogue weights clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ demo: setup data
 
 test: setup data
 	$(PY) -m pytest -q
+	$(MAKE) conformance
+
+# timm's own tests/test_models.py (from the installed timm's sdist) on every relgraph model
+conformance: setup
+	PY=$(abspath $(PY)) bash .ci/timm_conformance.sh
 
 catalogue: setup
 	$(VENV)/bin/relgraph catalogue --build

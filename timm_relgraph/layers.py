@@ -8,7 +8,6 @@ How a masked layer is executed is a property of the layer (``execution``), not o
 there is one strategy, ``'dense'``: multiply the weight by the mask and call the dense kernel (which saves no
 compute, as in the paper). A faster block-sparse kernel can be added as another strategy.
 """
-from __future__ import annotations
 
 import math
 from typing import Optional, Union
@@ -30,9 +29,9 @@ class GraphMismatchError(RuntimeError):
     """A state_dict's relational graph differs from the graph of the model it is loaded into."""
 
 
-def _graph_tensor(G: nx.Graph, max_nodes: int) -> torch.Tensor:
+def _graph_tensor(G: nx.Graph, max_nodes: int, device=None) -> torch.Tensor:
     A = node_adjacency(fit_graph(G, max_nodes))
-    return torch.tensor(A.astype(np.uint8))
+    return torch.tensor(A.astype(np.uint8), device=device)
 
 
 def _expand_mask(graph: torch.Tensor, out_channels: int, in_channels: int) -> torch.Tensor:
@@ -49,7 +48,7 @@ class _RelationalMixin:
     mask: torch.Tensor
     __jit_unused_properties__ = ['num_nodes', 'density']
 
-    def _init_graph(self, graph: Union[nx.Graph, torch.Tensor], execution: str) -> None:
+    def _init_graph(self, graph: Union[nx.Graph, torch.Tensor], execution: str, device=None) -> None:
         if execution not in EXECUTION_STRATEGIES:
             raise ValueError(f'unknown execution strategy {execution!r}; choose one of {EXECUTION_STRATEGIES}')
         self.execution = execution
@@ -58,9 +57,9 @@ class _RelationalMixin:
             adjacency = graph.detach().to('cpu', torch.uint8)
             if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1] or adjacency.shape[0] > max_nodes:
                 raise ValueError(f'graph tensor must be [n, n] with n <= {max_nodes}, got {tuple(adjacency.shape)}')
-            graph_t = torch.tensor(adjacency.numpy())
+            graph_t = torch.tensor(adjacency.numpy(), device=device)
         else:
-            graph_t = _graph_tensor(graph, max_nodes)
+            graph_t = _graph_tensor(graph, max_nodes, device)
         self.register_buffer('graph', graph_t, persistent=True)
         self.register_buffer('mask', self._build_mask(), persistent=False)
 
@@ -110,7 +109,7 @@ class RelationalLinear(_RelationalMixin, nn.Linear):
                  bias: bool = False, execution: str = 'dense', device=None, dtype=None):
         self.in_channels_, self.out_channels_ = in_features, out_features
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._init_graph(graph, execution)
+        self._init_graph(graph, execution, device)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight, std=0.01)
@@ -136,7 +135,7 @@ class RelationalConv2d(_RelationalMixin, nn.Conv2d):
         self._graph_ready = False
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          dilation=dilation, groups=1, bias=bias, device=device, dtype=dtype)
-        self._init_graph(graph, execution)
+        self._init_graph(graph, execution, device)
         self._graph_ready = True
         self.reset_parameters()
 

@@ -8,14 +8,14 @@ hidden width (512 for the complete graph) is widened until the MACs first reach 
 MLP with the same input and classes (e.g. 1522 for the paper's best graph, 2,365,124 vs 2,364,416 MACs).
 Input size and channels are configurable (``in_chans=1, img_size=28`` for Fashion-MNIST).
 """
-from __future__ import annotations
-
 from functools import lru_cache
 from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.models import generate_default_cfgs, register_model
+from timm.layers import create_classifier
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
 
 from ..flops import GraphCounter, linear_macs, match_widths
 from ..graphs import GraphSpec, complete_graph
@@ -40,15 +40,20 @@ def mlp5_macs(width: int, counter: GraphCounter, in_features: int, num_classes: 
 
 
 @lru_cache(maxsize=256)
-def mlp5_widths(spec: GraphSpec, in_features: int, num_classes: int, match_flops: bool = True) -> Tuple[int, int, int]:
-    """``(hidden width, MACs, baseline MACs)`` for a graph; the baseline is the complete-graph MLP."""
+def mlp5_widths(spec: GraphSpec, match_flops: bool = True) -> int:
+    """Hidden width for a graph: the smallest width whose MACs reach the complete-graph MLP's.
+
+    Matched on the paper's CIFAR-10 setting (3x32x32 input, 10 classes) whatever the runtime input size and
+    classes, so that weights stay loadable under a new head or input (the dense stem cancels out anyway).
+    """
+    if not match_flops or spec.is_complete:
+        return BASE_WIDTH
+    in_features, num_classes = 3 * 32 * 32, 10
     baseline = mlp5_macs(BASE_WIDTH, GraphCounter(None), in_features, num_classes)
     counter = GraphCounter(spec.build())
-    if not match_flops or spec.is_complete:
-        return BASE_WIDTH, mlp5_macs(BASE_WIDTH, counter, in_features, num_classes), baseline
-    widths, macs = match_widths(lambda w: mlp5_macs(w[0], counter, in_features, num_classes), [BASE_WIDTH], baseline,
-                                coarse_rounds=COARSE_ROUNDS)
-    return widths[0], macs, baseline
+    widths, _ = match_widths(lambda w: mlp5_macs(w[0], counter, in_features, num_classes), [BASE_WIDTH], baseline,
+                             coarse_rounds=COARSE_ROUNDS)
+    return widths[0]
 
 
 class RelGraphMLP(nn.Module):
@@ -63,13 +68,13 @@ class RelGraphMLP(nn.Module):
             match_flops: bool = True,
             width: Optional[int] = None,
             drop_rate: float = 0.0,
-            global_pool: str = '',
+            global_pool: str = 'avg',
             execution: str = 'dense',
-            **kwargs,
+            device=None,
+            dtype=None,
     ):
         super().__init__()
-        if kwargs:
-            raise TypeError(f'RelGraphMLP got unexpected arguments {sorted(kwargs)}')
+        dd = dict(device=device, dtype=dtype)
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -81,34 +86,36 @@ class RelGraphMLP(nn.Module):
         self.graph_info = graph.describe(G)
         in_features = in_chans * img_size[0] * img_size[1]
         if width is None:
-            width, macs, baseline = mlp5_widths(graph, in_features, num_classes, match_flops)
-        else:
-            macs = mlp5_macs(width, GraphCounter(G), in_features, num_classes)
-            baseline = mlp5_macs(BASE_WIDTH, GraphCounter(None), in_features, num_classes)
+            width = mlp5_widths(graph, match_flops)
         self.width = width
-        self.macs, self.baseline_macs = macs, baseline
+        # MACs at this model's own input size and classes, and of its complete-graph counterpart
+        self.macs = mlp5_macs(width, GraphCounter(G), in_features, num_classes)
+        self.baseline_macs = mlp5_macs(BASE_WIDTH, GraphCounter(None), in_features, num_classes)
         self.num_features = self.head_hidden_size = width
 
         self.stem = nn.Sequential(
             nn.Flatten(1),
-            nn.Linear(in_features, FIRST_WIDTH, bias=False),
-            nn.BatchNorm1d(FIRST_WIDTH),
+            nn.Linear(in_features, FIRST_WIDTH, bias=False, **dd),
+            nn.BatchNorm1d(FIRST_WIDTH, **dd),
             nn.ReLU(inplace=True),
         )
         blocks = []
         dim_in = FIRST_WIDTH
         for _ in range(NUM_RELATIONAL):
             blocks.append(nn.Sequential(
-                RelationalLinear(dim_in, width, G, bias=False, execution=execution),
-                nn.BatchNorm1d(width),
+                RelationalLinear(dim_in, width, G, bias=False, execution=execution, **dd),
+                nn.BatchNorm1d(width, **dd),
                 nn.ReLU(inplace=True),
             ))
             dim_in = width
         self.blocks = nn.Sequential(*blocks)
-        self.global_pool = global_pool
+        # An MLP has no spatial maps: its features are hidden vectors, served as [B, C, 1, 1] maps that cover
+        # the whole image (reduction = image size), so timm's pooling, heads and feature API apply unchanged.
+        self.global_pool, self.fc = create_classifier(width, num_classes, pool_type=global_pool, **dd)
         self.head_drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
-        self.feature_info = [dict(num_chs=width, reduction=1, module='blocks')]
+        reduction = max(img_size)
+        self.feature_info = [dict(num_chs=FIRST_WIDTH, reduction=reduction, module='stem')] + [
+            dict(num_chs=width, reduction=reduction, module=f'blocks.{i}') for i in range(NUM_RELATIONAL)]
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -136,22 +143,62 @@ class RelGraphMLP(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
-        if global_pool is not None:
-            self.global_pool = global_pool
-        self.fc = nn.Linear(self.width, num_classes) if num_classes > 0 else nn.Identity()
+        ref = self.stem[1].weight
+        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
+        self.global_pool, self.fc = create_classifier(self.width, num_classes, pool_type=pool_type,
+                                                      device=ref.device, dtype=ref.dtype)
+        self.global_pool.train(self.training)
+        self.fc.train(self.training)
 
     @torch.jit.ignore
     def no_weight_decay(self):
         return set()  # the paper decays every parameter
 
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Hidden vectors of the stem (index 0) and the relational layers (1..3), as ``[B, C, 1, 1]``."""
+        assert output_fmt == 'NCHW', 'Output shape must be NCHW.'
+        take_indices, max_index = feature_take_indices(len(self.blocks) + 1, indices)
+        intermediates = []
+        x = self.stem(x)
+        if 0 in take_indices:
+            intermediates.append(x[:, :, None, None])
+        last = max_index if stop_early else len(self.blocks)
+        for i, block in enumerate(self.blocks):
+            if i >= last:
+                break
+            x = block(x)
+            if i + 1 in take_indices:
+                intermediates.append(x[:, :, None, None])
+        if intermediates_only:
+            return intermediates
+        return x, intermediates
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
+        take_indices, max_index = feature_take_indices(len(self.blocks) + 1, indices)
+        self.blocks = self.blocks[:max_index]
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take_indices
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            from timm.models import checkpoint_seq
-            return checkpoint_seq(self.blocks, x)
-        return self.blocks(x)
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        return x[:, :, None, None]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x)
         x = self.head_drop(x)
         return x if pre_logits else self.fc(x)
 
@@ -161,7 +208,7 @@ class RelGraphMLP(nn.Module):
 
 def _cfg(**kwargs):
     return base_cfg(
-        num_classes=10, input_size=(3, 32, 32), pool_size=None, fixed_input_size=True, crop_pct=1.0,
+        num_classes=10, input_size=(3, 32, 32), pool_size=(1, 1), fixed_input_size=True, crop_pct=1.0,
         mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), first_conv='stem.1', classifier='fc',
         **kwargs)
 
@@ -173,7 +220,8 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs) -> RelGraphMLP:
-    return create_relgraph(RelGraphMLP, 'mlp5', variant, pretrained, default_cfg=_cfg(), **kwargs)
+    return create_relgraph(RelGraphMLP, 'mlp5', variant, pretrained, default_cfg=_cfg(),
+                           feature_cfg=dict(feature_cls='getter', out_indices=(0, 1, 2, 3)), **kwargs)
 
 
 @register_model

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run timm's own model test-suite (tests/test_models.py from the sdist of the installed timm) against the
+# relgraph models. Fails when a selected test fails or when no test ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+ver=$("$PY" -c 'import timm; print(timm.__version__)')
+cache=${TIMM_SDIST_CACHE:-.cache/timm-sdist}
+mkdir -p "$cache"
+if [ ! -f "$cache/timm-$ver/tests/test_models.py" ]; then
+  "$PY" -m pip download --quiet --no-deps --no-binary :all: "timm==$ver" -d "$cache"
+  # only the tests: the installed timm must be the one under test
+  tar -xzf "$cache/timm-$ver.tar.gz" -C "$cache" "timm-$ver/tests"
+fi
+cd "$cache/timm-$ver"
+TORCH_BACKEND=timm_relgraph "$PY" -m pytest -q -p no:cacheprovider tests/test_models.py -k "${CONFORMANCE_FILTER:-relgraph}" "$@"
