@@ -65,7 +65,8 @@ def _split(name: str) -> Tuple[str, str]:
 def suggest_names(family: str, c: Optional[float] = None, l: Optional[float] = None, count: int = 3) -> List[str]:
     """Valid names near a request: by C-L distance when c and l are numbers, else the family's best and grid."""
     if c is not None and l is not None and all(isinstance(v, (int, float)) and math.isfinite(v) for v in (c, l)):
-        return [model_name(family, e.C, e.L) for e in nearest(c, l, FAMILIES[family], count=count)]
+        names = [model_name(family, e.C, e.L) for e in nearest(c, l, FAMILIES[family], count=4 * count)]
+        return list(dict.fromkeys(names))[:count]
     return [f'relgraph_{family}', f'relgraph_{family}_c1.0_l1.0'] + [
         f'{arch}.{tag}' for arch, tag in family_tags(family)[:max(count - 2, 0)]]
 
@@ -211,3 +212,62 @@ def create_relgraph(model_cls: Callable[..., nn.Module], family: str, variant: s
     model.pretrained_cfg['graph'] = dict(info)
     model._model_args = {'graph': spec.to_dict()}
     return model
+
+
+_NAME_RE = re.compile(r'^relgraph_(?P<family>.+?)(?:_c(?P<c>[^_]*)_l(?P<l>.*))?$')
+
+
+def explain_name(name: str) -> str:
+    """Why ``name`` is not a relational-graph model, with the nearest valid names."""
+    arch = name.split(':', 1)[-1]
+    match = _NAME_RE.match(arch)
+    if not match:
+        return f"'{name}' is not a relgraph model name; names look like relgraph_resnet34_c0.4_l2.0"
+    family = match.group('family')
+    if family not in FAMILIES:
+        close = difflib.get_close_matches(family, list(FAMILIES), n=3, cutoff=0.3) or sorted(FAMILIES)
+        return (f"unknown relgraph family '{family}' in '{name}'; choose one of {sorted(FAMILIES)}, "
+                f"e.g. {', '.join(f'relgraph_{f}' for f in close)}")
+    c_text, l_text = match.group('c'), match.group('l')
+    if c_text is None:
+        return f"'{name}' is malformed; valid names include {', '.join(suggest_names(family))}"
+    try:
+        c, l = float(c_text), float(l_text)
+    except ValueError:
+        return (f"malformed C/L in '{name}': expected numbers as in relgraph_{family}_c0.4_l2.0; "
+                f"valid names include {', '.join(suggest_names(family))}")
+    if not (math.isfinite(c) and math.isfinite(l)) or c < 0 or c > 1 or l < 1:
+        return (f"'{name}' asks for C={c_text}, L={l_text}, but C must lie in [0, 1] and L be >= 1; "
+                f"valid names include {', '.join(suggest_names(family))}")
+    return (f"'{name}' is not a registered name form; write C with a decimal point, as in "
+            f"{model_name(family, c, l)}; nearest valid names: {', '.join(suggest_names(family, c, l))}")
+
+
+def install_name_errors() -> None:
+    """Make ``timm.create_model`` explain unknown ``relgraph_*`` names instead of a bare 'Unknown model'.
+
+    Only the error path changes: every successful call is passed through untouched.
+    """
+    import functools
+
+    import timm
+    import timm.models
+    import timm.models._factory as factory
+
+    original = factory.create_model
+    if getattr(original, '_relgraph_explains', False):
+        return
+
+    @functools.wraps(original)
+    def create_model(model_name, *args, **kwargs):
+        try:
+            return original(model_name, *args, **kwargs)
+        except RuntimeError as err:
+            if str(err).startswith('Unknown model') and 'relgraph' in str(model_name):
+                raise RelgraphNameError(explain_name(str(model_name))) from err
+            raise
+
+    create_model._relgraph_explains = True
+    for module in (factory, timm.models, timm):
+        if getattr(module, 'create_model', None) is original:
+            module.create_model = create_model
