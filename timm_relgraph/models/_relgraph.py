@@ -209,6 +209,12 @@ def create_relgraph(model_cls: Callable[..., nn.Module], family: str, variant: s
         cfg['hf_hub_id'] = hub_id
     model = build_model_with_cfg(model_cls, variant, pretrained, pretrained_cfg=cfg, graph=spec, **kwargs)
     info = getattr(model, 'graph_info', None) or spec.describe()
+    recorded = given_cfg.get('graph')
+    if isinstance(recorded, dict) and recorded.get('edges_sha256') not in (None, info['edges_sha256']):
+        from ..layers import GraphMismatchError
+        raise GraphMismatchError(
+            f'the config describes a graph with edges_sha256={recorded["edges_sha256"][:16]}..., but its model args '
+            f'{spec.to_dict()} build edges_sha256={info["edges_sha256"][:16]}...; the config was edited or corrupted')
     model.pretrained_cfg['graph'] = dict(info)
     model._model_args = {'graph': spec.to_dict()}
     return model
