@@ -114,3 +114,13 @@ def test_device_meta_and_torchscript():
     scripted = torch.jit.script(model)
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(scripted(x), model(x), atol=1e-6)
+
+
+def test_fold_masks_keeps_outputs():
+    import copy
+    from timm_relgraph.layers import fold_masks, is_relational
+    model = timm.create_model('relgraph_mlp5_c0.4_l2.0').eval()
+    folded = fold_masks(copy.deepcopy(model))
+    assert not any(is_relational(m) for m in folded.modules())
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.allclose(model(x), folded(x), atol=1e-6)

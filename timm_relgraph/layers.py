@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from .masks import fit_graph, node_adjacency, node_of_channel
 
-__all__ = ['RelationalLinear', 'RelationalConv2d', 'is_relational', 'EXECUTION_STRATEGIES', 'GraphMismatchError']
+__all__ = ['RelationalLinear', 'RelationalConv2d', 'is_relational', 'fold_masks', 'EXECUTION_STRATEGIES',
+           'GraphMismatchError']
 
 EXECUTION_STRATEGIES = ('dense',)
 
@@ -160,3 +161,29 @@ class RelationalConv2d(_RelationalMixin, nn.Conv2d):
 
 def is_relational(module: nn.Module) -> bool:
     return isinstance(module, (RelationalLinear, RelationalConv2d))
+
+
+@torch.no_grad()
+def fold_masks(model: nn.Module) -> nn.Module:
+    """Replace every relational layer by a plain ``nn.Linear`` / ``nn.Conv2d`` holding ``weight * mask``.
+
+    The outputs stay the same, the graph buffers go away: a deployment form without the per-step masking
+    (and the 'same-width unmasked' reference of the benchmarks). Works in place and returns ``model``.
+    """
+    for name, child in list(model.named_children()):
+        if isinstance(child, RelationalLinear):
+            plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None,
+                              device=child.weight.device, dtype=child.weight.dtype)
+        elif isinstance(child, RelationalConv2d):
+            plain = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, stride=child.stride,
+                              padding=child.padding, dilation=child.dilation, bias=child.bias is not None,
+                              device=child.weight.device, dtype=child.weight.dtype)
+        else:
+            fold_masks(child)
+            continue
+        plain.weight.copy_(child.weight * child.mask)
+        if child.bias is not None:
+            plain.bias.copy_(child.bias)
+        plain.train(child.training)
+        setattr(model, name, plain)
+    return model
