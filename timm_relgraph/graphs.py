@@ -40,6 +40,7 @@ CONNECTOMES = {
     'mcvisual': 'mcvisual.txt',  # macaque visual cortex, 30 nodes
     'cat': 'cat.txt',            # cat cortex, 52 nodes
 }
+CONNECTOME_NODES = {'mcwhole': 71, 'mcvisual': 30, 'cat': 52}
 CONNECTOME_DIR_ENV = 'RELGRAPH_CONNECTOME_DIR'
 
 
@@ -315,6 +316,8 @@ class GraphSpec:
             object.__setattr__(self, 'seed', _check_int('seed', self.seed))
         elif self.name not in CONNECTOMES:
             raise ValueError(f'unknown connectome {self.name!r}; choose one of {sorted(CONNECTOMES)}')
+        else:
+            object.__setattr__(self, 'n', CONNECTOME_NODES[self.name])
 
     @classmethod
     def from_dict(cls, d: dict) -> 'GraphSpec':
@@ -334,9 +337,10 @@ class GraphSpec:
         return ws_flex(self.n, self.k, self.p, self.seed)
 
     def to_dict(self) -> dict:
+        if self.generator == 'connectome':
+            return {'generator': 'connectome', 'name': self.name, 'n': self.n}
         d = asdict(self)
-        if self.generator == 'ws_flex':
-            d.pop('name')
+        d.pop('name')
         return d
 
     def describe(self, G: Optional[nx.Graph] = None) -> dict:

@@ -152,6 +152,16 @@ def graph_for(family: str, entry_c: Optional[int], tag: Optional[str], graph=Non
             f'relgraph_{family}: {err}; nearest valid names: {", ".join(suggest_names(family, c, l))}') from None
 
 
+def spec_for_name(name: str) -> GraphSpec:
+    """The graph of a model name such as ``relgraph_resnet34_c0.4_l2.0`` or ``relgraph_mlp5``."""
+    arch, tag = _split(name)
+    match = re.match(r'^relgraph_(?P<family>.+?)(?:_c(?P<c>\d+))?$', arch)
+    if not match or match.group('family') not in FAMILIES:
+        raise RelgraphNameError(explain_name(name))
+    entry_c = int(match.group('c')) if match.group('c') is not None else None
+    return graph_for(match.group('family'), entry_c, tag or None)
+
+
 def _default_tag(family: str, entry_c: int) -> str:
     for arch, tag in family_tags(family):
         if arch == f'relgraph_{family}_c{entry_c}':

@@ -1,0 +1,87 @@
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from train import analyze  # noqa: E402
+from train.sweep import COLUMNS  # noqa: E402
+from timm_relgraph.catalogue import paper_grid  # noqa: E402
+
+SPOT_C, SPOT_L = (0.35, 0.55), (1.8, 2.3)
+
+
+def _write(path, rows):
+    with open(path, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, '') for k in COLUMNS})
+
+
+def _synthetic(path, seeds=3, noise=0.15, epochs=4, seed=0):
+    """Error 20% everywhere, 17% inside a planted box of C-L, 19% for the complete graph."""
+    rng = np.random.RandomState(seed)
+    rows = []
+    for e in paper_grid(64):
+        inside = SPOT_C[0] <= e.C <= SPOT_C[1] and SPOT_L[0] <= e.L <= SPOT_L[1]
+        # a smooth bowl plus a planted dip inside the box
+        base = 20.0 + 3 * (e.C - 0.45) ** 2 + 1.5 * (e.L - 2.0) ** 2 - (3.0 if inside else 0.0)
+        for s in range(seeds):
+            err = base + rng.randn() * noise
+            curve = [100 - (err + 10 / (i + 1)) for i in range(epochs - 1)] + [100 - err]
+            rows.append(dict(run_id=f'{e.k}_{e.p}_{e.seed}_{s}', graph_set='grid', name=f'g_{e.C:.4f}_{e.L:.4f}',
+                             generator='ws_flex', n=64, k=e.k, p=e.p, seed=e.seed, C=e.C, L=e.L, params=1, macs=1,
+                             top1=100 - err, top5=99, top1_by_epoch=json.dumps(curve), epochs=epochs, train_seed=s,
+                             wall_time=1))
+    for s in range(seeds):
+        err = 19.0 + rng.randn() * noise
+        rows.append(dict(run_id=f'complete_{s}', graph_set='complete', name='relgraph_mlp5_c1.0_l1.0',
+                         generator='ws_flex', n=64, k=64, p=0, seed=0, C=1.0, L=1.0, params=1, macs=1, top1=100 - err,
+                         top5=99, top1_by_epoch=json.dumps([100 - err]), epochs=epochs, train_seed=s, wall_time=1))
+    rows.append(dict(run_id='cat_0', graph_set='connectomes', name='cat', generator='connectome', n=52, C=0.666,
+                     L=1.633, params=1, macs=1, top1=81.0, top5=99, top1_by_epoch='[81.0]', epochs=epochs,
+                     train_seed=0, wall_time=1))
+    _write(path, rows)
+    return rows
+
+
+def test_finds_planted_sweet_spot(tmp_path):
+    _synthetic(tmp_path / 'full.csv')
+    s = analyze.analyze(tmp_path / 'full.csv', tmp_path / 'out', title='synthetic')
+    box = s['sweet_spot']['box']
+    # the box must sit on the planted region: inside it, and covering most of it
+    assert SPOT_C[0] - 0.01 <= box['C'][0] and box['C'][1] <= SPOT_C[1] + 0.01
+    assert SPOT_L[0] - 0.01 <= box['L'][0] and box['L'][1] <= SPOT_L[1] + 0.01
+    assert box['C'][1] - box['C'][0] > 0.05
+    assert SPOT_C[0] <= s['best']['C'] <= SPOT_C[1] and SPOT_L[0] <= s['best']['L'] <= SPOT_L[1]
+    assert s['best']['mean'] < s['complete']['mean']
+    assert s['best_better_than_complete_p'] < 0.05
+    assert s['smoothness']['pearson'] > 0.5
+    assert set(s['epoch_correlation']) == {1, 2, 3}
+    for name in ('heatmap.png', 'error_vs_c_l.png', 'report.md', 'summary.json'):
+        assert (tmp_path / 'out' / name).stat().st_size > 500
+    report = (tmp_path / 'out' / 'report.md').read_text()
+    assert 'Sweet spot' in report and 'complete graph' in report and 'cat' in report
+
+
+def test_flat_landscape_has_no_narrow_sweet_spot(tmp_path):
+    rows = _synthetic(tmp_path / 'full.csv', noise=0.15)
+    for r in rows:  # remove the dip and the bowl: pure noise around 20%
+        if r['generator'] == 'ws_flex' and r['C'] != 1.0:
+            r['top1'] = 80.0 + np.random.RandomState(hash(r['run_id']) % 2**31).randn() * 0.15
+    _write(tmp_path / 'flat.csv', rows)
+    s = analyze.analyze(tmp_path / 'flat.csv', tmp_path / 'out2')
+    # with no real differences most bins are statistically tied with the best one
+    assert s['sweet_spot']['bins'] > 0.5 * s['sweet_spot']['of_bins']
+
+
+def test_cheap_vs_full_correlation(tmp_path):
+    _synthetic(tmp_path / 'full.csv', seed=0)
+    _synthetic(tmp_path / 'cheap.csv', seeds=1, noise=0.3, seed=1)
+    s = analyze.analyze(tmp_path / 'full.csv', tmp_path / 'out', cheap_path=tmp_path / 'cheap.csv')
+    assert s['cheap_vs_full']['pearson'] > 0.8
+    assert (tmp_path / 'out' / 'cheap_vs_full.png').is_file()

@@ -1,0 +1,348 @@
+#!/usr/bin/env python
+"""Analyse a sweep results table the way the paper does: C-L heat map, sweet spot, best vs complete graph.
+
+    python train/analyze.py results/mlp5_fmnist/full.csv --cheap results/mlp5_fmnist/cheap.csv \\
+        --out results/mlp5_fmnist --title "mlp5, Fashion-MNIST"
+
+Writes into ``--out``: ``heatmap.png`` (top-1 error over C-L, sweet-spot box, complete graph and connectomes
+marked), ``error_vs_c_l.png``, ``cheap_vs_full.png`` (with ``--cheap``), ``summary.json`` and ``report.md``.
+
+Method (You et al., 2020, Sec. 5): graphs are grouped into the bins of a 15 x 15 grid over C in [0, 1] and
+L in [1, 4.5]; a bin's samples are the top-1 errors of all its runs (graphs x seeds). The sweet spot is every bin
+not significantly worse than the best bin (one-tailed Welch t-test, p >= 0.05), reported as the bounding box of
+those bins' graphs. Smoothness is checked by predicting each graph's error from its nearest neighbours in C-L.
+"""
+import argparse
+import csv
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+from scipy import stats
+
+C_EDGES = np.linspace(0.0, 1.0, 16)
+L_EDGES = np.linspace(1.0, 4.5, 16)
+ALPHA = 0.05
+
+
+def load(path) -> List[Dict[str, Any]]:
+    with open(path, newline='') as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for key in ('C', 'L', 'top1', 'top5'):
+            r[key] = float(r[key])
+        r['error'] = 100.0 - r['top1']
+        r['train_seed'] = int(r['train_seed'])
+        r['epochs'] = int(r['epochs'])
+        r['top1_by_epoch'] = json.loads(r.get('top1_by_epoch') or '[]')
+    return rows
+
+
+def per_graph(rows) -> Dict[str, Dict[str, Any]]:
+    """Mean/std error per graph (over training seeds)."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[r['name']].append(r)
+    out = {}
+    for name, rs in groups.items():
+        errors = np.array([r['error'] for r in rs])
+        out[name] = dict(name=name, C=rs[0]['C'], L=rs[0]['L'], generator=rs[0]['generator'],
+                         graph_set=rs[0]['graph_set'], errors=errors, mean=float(errors.mean()),
+                         std=float(errors.std(ddof=1)) if len(errors) > 1 else 0.0, runs=len(rs),
+                         params=int(float(rs[0]['params'])) if rs[0].get('params') else None,
+                         macs=int(float(rs[0]['macs'])) if rs[0].get('macs') else None,
+                         by_epoch=np.array([r['top1_by_epoch'] for r in rs], dtype=float))
+    return out
+
+
+def is_complete(g) -> bool:
+    return g['C'] == 1.0 and g['L'] == 1.0
+
+
+def bin_of(C: float, L: float) -> Tuple[int, int]:
+    ci = int(np.clip(np.digitize(C, C_EDGES) - 1, 0, len(C_EDGES) - 2))
+    li = int(np.clip(np.digitize(L, L_EDGES) - 1, 0, len(L_EDGES) - 2))
+    return ci, li
+
+
+def sweet_spot(graphs: Dict[str, Dict[str, Any]], alpha: float = ALPHA) -> Dict[str, Any]:
+    """Bins not significantly worse than the best bin; their graphs' bounding box in C and L."""
+    bins = defaultdict(list)
+    members = defaultdict(list)
+    for g in graphs.values():
+        if g['generator'] != 'ws_flex' or is_complete(g):
+            continue
+        b = bin_of(g['C'], g['L'])
+        bins[b].extend(g['errors'].tolist())
+        members[b].append(g)
+    if not bins:
+        raise ValueError('no WS-flex graphs in the results table')
+    means = {b: float(np.mean(v)) for b, v in bins.items()}
+    best = min(means, key=means.get)
+    spot = []
+    pvalues = {}
+    for b, samples in bins.items():
+        if b == best:
+            p = 1.0
+        elif len(samples) < 2 or len(bins[best]) < 2:
+            p = 1.0 if means[b] <= means[best] else 0.0
+        else:
+            t = stats.ttest_ind(samples, bins[best], equal_var=False, alternative='greater')
+            p = float(t.pvalue) if not math.isnan(t.pvalue) else (1.0 if means[b] <= means[best] else 0.0)
+        pvalues[b] = p
+        if p >= alpha:
+            spot.append(b)
+    gs = [g for b in spot for g in members[b]]
+    return dict(best_bin=best, bins=sorted(spot), bin_means=means, pvalues=pvalues,
+                box=dict(C=[min(g['C'] for g in gs), max(g['C'] for g in gs)],
+                         L=[min(g['L'] for g in gs), max(g['L'] for g in gs)]),
+                num_bins=len(bins))
+
+
+def neighbour_smoothness(graphs, k: int = 4) -> Optional[Dict[str, float]]:
+    """Pearson r between each graph's error and the mean error of its k nearest neighbours in (C, L / 3.5)."""
+    gs = [g for g in graphs.values() if g['generator'] == 'ws_flex' and not is_complete(g)]
+    if len(gs) < k + 3:
+        return None
+    pts = np.array([(g['C'], g['L'] / 3.5) for g in gs])
+    err = np.array([g['mean'] for g in gs])
+    pred = []
+    for i in range(len(gs)):
+        d = ((pts - pts[i]) ** 2).sum(1)
+        d[i] = np.inf
+        pred.append(err[np.argsort(d)[:k]].mean())
+    r, p = stats.pearsonr(err, pred)
+    return dict(pearson=float(r), p_value=float(p), k=k, graphs=len(gs))
+
+
+def epoch_correlations(graphs) -> Dict[int, float]:
+    """Pearson r between per-graph mean error after epoch e and after the last epoch (cheap-by-epochs)."""
+    gs = [g for g in graphs.values()
+          if g['by_epoch'].ndim == 2 and g['by_epoch'].size and g['generator'] == 'ws_flex' and not is_complete(g)]
+    if len(gs) < 3:
+        return {}
+    epochs = min(g['by_epoch'].shape[1] for g in gs)
+    final = np.array([100 - g['by_epoch'][:, epochs - 1].mean() for g in gs])
+    out = {}
+    for e in range(epochs - 1):
+        early = np.array([100 - g['by_epoch'][:, e].mean() for g in gs])
+        if np.std(early) > 0 and np.std(final) > 0:
+            out[e + 1] = float(stats.pearsonr(early, final)[0])
+    return out
+
+
+def cheap_vs_full(cheap, full) -> Optional[Dict[str, Any]]:
+    common = sorted(set(cheap) & set(full))
+    common = [n for n in common if cheap[n]['generator'] == 'ws_flex']
+    if len(common) < 3:
+        return None
+    a = np.array([cheap[n]['mean'] for n in common])
+    b = np.array([full[n]['mean'] for n in common])
+    r, p = stats.pearsonr(a, b)
+    rho = stats.spearmanr(a, b)[0]
+    return dict(pearson=float(r), p_value=float(p), spearman=float(rho), graphs=len(common), names=common,
+                cheap=a.tolist(), full=b.tolist())
+
+
+def plot_heatmap(graphs, spot, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    grid = np.full((len(L_EDGES) - 1, len(C_EDGES) - 1), np.nan)
+    for (ci, li), m in spot['bin_means'].items():
+        grid[li, ci] = m
+    fig, ax = plt.subplots(figsize=(7, 5.2))
+    mesh = ax.pcolormesh(C_EDGES, L_EDGES, np.ma.masked_invalid(grid), cmap='viridis_r', shading='flat')
+    fig.colorbar(mesh, ax=ax, label='top-1 error (%)')
+    ws = [g for g in graphs.values() if g['generator'] == 'ws_flex' and not is_complete(g)]
+    ax.scatter([g['C'] for g in ws], [g['L'] for g in ws], s=6, c='k', alpha=0.4, label='graphs')
+    box = spot['box']
+    ax.add_patch(Rectangle((box['C'][0], box['L'][0]), box['C'][1] - box['C'][0], box['L'][1] - box['L'][0],
+                           fill=False, edgecolor='red', linewidth=2, label='sweet spot'))
+    for g in graphs.values():
+        if g['generator'] == 'connectome':
+            ax.scatter([g['C']], [g['L']], marker='*', s=160, c='orange', edgecolor='k', zorder=3)
+            ax.annotate(f"{g['name']} ({g['mean']:.2f})", (g['C'], g['L']), xytext=(4, 4),
+                        textcoords='offset points', fontsize=8)
+        elif is_complete(g):
+            ax.scatter([1.0], [1.0], marker='s', s=60, c='white', edgecolor='k', zorder=3)
+            ax.annotate(f"complete ({g['mean']:.2f})", (1.0, 1.0), xytext=(-70, 8), textcoords='offset points',
+                        fontsize=8)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(1, max(3.0, max(g['L'] for g in graphs.values()) + 0.1))
+    ax.set_xlabel('clustering coefficient C')
+    ax.set_ylabel('average path length L')
+    ax.set_title(title)
+    ax.legend(loc='upper right', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_error_vs(graphs, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    ws = [g for g in graphs.values() if g['generator'] == 'ws_flex' and not is_complete(g)]
+    complete = [g for g in graphs.values() if is_complete(g)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key, edges in ((axes[0], 'C', C_EDGES), (axes[1], 'L', L_EDGES)):
+        x = np.array([g[key] for g in ws])
+        y = np.array([g['mean'] for g in ws])
+        ax.errorbar(x, y, yerr=[g['std'] for g in ws], fmt='o', ms=3, alpha=0.6, label='graph (mean +- std)')
+        centres, means = [], []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            sel = (x >= lo) & (x < hi)
+            if sel.any():
+                centres.append((lo + hi) / 2)
+                means.append(y[sel].mean())
+        ax.plot(centres, means, 'r-', label='bin mean')
+        if complete:
+            ax.axhline(complete[0]['mean'], color='k', linestyle='--', label='complete graph')
+        ax.set_xlabel('clustering coefficient C' if key == 'C' else 'average path length L')
+    axes[0].set_ylabel('top-1 error (%)')
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_cheap(cmp, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    ax.scatter(cmp['cheap'], cmp['full'])
+    ax.set_xlabel('cheap sweep top-1 error (%)')
+    ax.set_ylabel('full sweep top-1 error (%)')
+    ax.set_title(f"{title}\nPearson r = {cmp['pearson']:.2f} over {cmp['graphs']} graphs", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fmt_box(box) -> str:
+    return f"C {box['C'][0]:.2f}-{box['C'][1]:.2f}, L {box['L'][0]:.2f}-{box['L'][1]:.2f}"
+
+
+def analyze(full_path, out_dir, cheap_path=None, title='sweep', command: str = '') -> Dict[str, Any]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = load(full_path)
+    graphs = per_graph(rows)
+    spot = sweet_spot(graphs)
+    ws = {n: g for n, g in graphs.items() if g['generator'] == 'ws_flex' and not is_complete(g)}
+    best = min(ws.values(), key=lambda g: g['mean'])
+    complete = next((g for g in graphs.values() if is_complete(g)), None)
+    connectomes = [g for g in graphs.values() if g['generator'] == 'connectome']
+    smooth = neighbour_smoothness(graphs)
+    by_epoch = epoch_correlations(graphs)
+    cheap = cheap_vs_full(per_graph(load(cheap_path)), graphs) if cheap_path else None
+    inside = [g for g in ws.values() if spot['box']['C'][0] <= g['C'] <= spot['box']['C'][1]
+              and spot['box']['L'][0] <= g['L'] <= spot['box']['L'][1]]
+    outside = [g for g in ws.values() if g not in inside]
+
+    test_best = None
+    if complete is not None and len(best['errors']) > 1 and len(complete['errors']) > 1:
+        t = stats.ttest_ind(best['errors'], complete['errors'], equal_var=False, alternative='less')
+        test_best = float(t.pvalue)
+    spot_vs_complete = None
+    if complete is not None and inside:
+        spot_errors = np.concatenate([g['errors'] for g in inside])
+        t = stats.ttest_ind(spot_errors, complete['errors'], equal_var=False, alternative='less')
+        spot_vs_complete = dict(mean=float(spot_errors.mean()), p_value=float(t.pvalue), runs=len(spot_errors))
+    plot_heatmap(graphs, spot, out_dir / 'heatmap.png', title)
+    plot_error_vs(graphs, out_dir / 'error_vs_c_l.png', title)
+    if cheap:
+        plot_cheap(cheap, out_dir / 'cheap_vs_full.png', title)
+
+    summary = dict(
+        title=title, runs=len(rows), graphs=len(graphs), seeds=sorted({r['train_seed'] for r in rows}),
+        epochs=sorted({r['epochs'] for r in rows}),
+        best=dict(name=best['name'], C=best['C'], L=best['L'], mean=best['mean'], std=best['std'], runs=best['runs']),
+        complete=(dict(mean=complete['mean'], std=complete['std'], runs=complete['runs']) if complete else None),
+        best_better_than_complete_p=test_best, sweet_spot=dict(box=spot['box'], bins=len(spot['bins']),
+                                                               of_bins=spot['num_bins']),
+        sweet_spot_vs_complete=spot_vs_complete,
+        inside_mean=float(np.mean([g['mean'] for g in inside])) if inside else None,
+        outside_mean=float(np.mean([g['mean'] for g in outside])) if outside else None,
+        smoothness=smooth, epoch_correlation=by_epoch,
+        cheap_vs_full=({k: v for k, v in cheap.items() if k not in ('names', 'cheap', 'full')} if cheap else None),
+        connectomes=[dict(name=g['name'], C=g['C'], L=g['L'], mean=g['mean'], std=g['std'],
+                          in_sweet_spot=bool(spot['box']['C'][0] <= g['C'] <= spot['box']['C'][1] and
+                                             spot['box']['L'][0] <= g['L'] <= spot['box']['L'][1]))
+                     for g in connectomes],
+    )
+    (out_dir / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    (out_dir / 'report.md').write_text(render_report(summary, graphs, command))
+    return summary
+
+
+def render_report(s, graphs, command: str) -> str:
+    lines = [f"# {s['title']}: relational-graph sweep", '']
+    if command:
+        lines += ['Reproduce:', '', '```bash', command, '```', '']
+    lines += [f"{s['runs']} runs, {s['graphs']} graphs, training seeds {s['seeds']}, epochs {s['epochs']}.", '',
+              '## Best graph vs complete graph (top-1 error %, mean +- std over seeds)', '',
+              '| graph | C | L | top-1 error | runs |', '|---|---:|---:|---:|---:|']
+    b = s['best']
+    lines.append(f"| best: `{b['name']}` | {b['C']:.3f} | {b['L']:.3f} | {b['mean']:.2f} +- {b['std']:.2f} | {b['runs']} |")
+    if s['complete']:
+        c = s['complete']
+        lines.append(f"| complete graph | 1.000 | 1.000 | {c['mean']:.2f} +- {c['std']:.2f} | {c['runs']} |")
+    for g in s['connectomes']:
+        lines.append(f"| connectome `{g['name']}` | {g['C']:.3f} | {g['L']:.3f} | {g['mean']:.2f} +- {g['std']:.2f} | |")
+    lines += ['', '## Sweet spot', '',
+              f"Bins not significantly worse than the best bin (one-tailed Welch t-test, alpha {ALPHA}): "
+              f"{s['sweet_spot']['bins']} of {s['sweet_spot']['of_bins']} bins, bounding box "
+              f"{_fmt_box(s['sweet_spot']['box'])}.", '']
+    if s['sweet_spot_vs_complete']:
+        v = s['sweet_spot_vs_complete']
+        lines.append(f"Graphs inside the box: mean error {v['mean']:.2f} over {v['runs']} runs; one-tailed p that they "
+                     f"beat the complete graph: {v['p_value']:.3g}.")
+    if s['inside_mean'] is not None and s['outside_mean'] is not None:
+        lines.append(f"Mean error of graphs inside the box {s['inside_mean']:.2f}, outside {s['outside_mean']:.2f}.")
+    lines += ['', '![heat map](heatmap.png)', '', '![error vs C and L](error_vs_c_l.png)', '',
+              '## Cheap sweeps', '']
+    if s['epoch_correlation']:
+        lines.append('Pearson r between per-graph error after epoch e and after the last epoch: ' +
+                     ', '.join(f'epoch {e}: {r:.2f}' for e, r in s['epoch_correlation'].items()) + '.')
+    if s['cheap_vs_full']:
+        c = s['cheap_vs_full']
+        lines += ['', f"Cheap sweep vs full sweep over {c['graphs']} shared graphs: Pearson r = {c['pearson']:.2f} "
+                      f"(p = {c['p_value']:.3g}), Spearman rho = {c['spearman']:.2f}.", '',
+                  '![cheap vs full](cheap_vs_full.png)']
+    if s['smoothness']:
+        m = s['smoothness']
+        lines += ['', f"Smoothness: Pearson r = {m['pearson']:.2f} (p = {m['p_value']:.3g}) between each graph's error "
+                      f"and the mean of its {m['k']} nearest neighbours in C-L ({m['graphs']} graphs)."]
+    lines += ['', '## Per-graph results', '', '| graph | C | L | top-1 error | std | runs |',
+              '|---|---:|---:|---:|---:|---:|']
+    for g in sorted(graphs.values(), key=lambda g: g['mean']):
+        lines.append(f"| `{g['name']}` | {g['C']:.3f} | {g['L']:.3f} | {g['mean']:.2f} | {g['std']:.2f} | {g['runs']} |")
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('results', type=Path, help='full sweep results table (CSV from train/sweep.py)')
+    parser.add_argument('--cheap', type=Path, help='cheap sweep results table to correlate with the full one')
+    parser.add_argument('--out', type=Path, required=True)
+    parser.add_argument('--title', default='sweep')
+    parser.add_argument('--command', default='', help='the command line that reproduces the table (for the report)')
+    args = parser.parse_args(argv)
+    s = analyze(args.results, args.out, args.cheap, args.title, args.command)
+    print(json.dumps({k: s[k] for k in ('best', 'complete', 'sweet_spot', 'cheap_vs_full')}, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,274 @@
+#!/usr/bin/env python
+"""Train one model family on many relational graphs and record one results table (the paper's experiment).
+
+    python train/sweep.py --family mlp5 --config train/configs/mlp5_fashion_mnist.yaml \\
+        --graphs grid,complete --seeds 0,1 --epochs 5 --results results/mlp5_fmnist/full.csv
+
+Graph sets (comma-separated, combinable):
+  grid         the paper's coarse C-L grid rebuilt from our catalogue (54 graphs for n = 64, the paper: 52)
+  cheap13      13 graphs spread over the grid (farthest-point sampling in normalised C-L), for cheap sweeps
+  complete     the complete graph (the ordinary network, the paper's baseline)
+  connectomes  the macaque whole-cortex, macaque visual-cortex and cat connectomes as relational graphs
+  best         the paper's best graph of the family
+  <names>      model names such as relgraph_mlp5_c0.4_l2.0, or @file with one name per line
+
+Each (graph, train seed) is one run of the project's trainer (``train/trainer.py``) or, with ``--train-py``, of
+timm's own ``train.py`` (through ``timm_relgraph.run``). The table (columns ``COLUMNS``) is rewritten
+atomically after every run; a killed sweep restarts where it stopped: finished runs are skipped, an
+interrupted run resumes from its last checkpoint. ``--workers N`` trains N runs at once (threads split).
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from timm_relgraph.catalogue import paper_grid, PAPER_BEST  # noqa: E402
+from timm_relgraph.graphs import GraphSpec, graph_stats  # noqa: E402
+from timm_relgraph.models._relgraph import BEST_OF, FAMILIES, model_name, spec_for_name  # noqa: E402
+
+COLUMNS = ['run_id', 'graph_set', 'name', 'generator', 'n', 'k', 'p', 'seed', 'C', 'L', 'params', 'macs',
+           'top1', 'top5', 'top1_by_epoch', 'epochs', 'train_seed', 'wall_time']
+
+
+def cheap_subset(specs: List[GraphSpec], stats: List[tuple], count: int = 13) -> List[int]:
+    """Indices of ``count`` graphs spread over C-L: farthest-point sampling on (C, L / 3.5), starting from the
+    graph nearest the centroid. Deterministic."""
+    pts = np.array([(c, l / 3.5) for c, l in stats])
+    first = int(np.argmin(((pts - pts.mean(0)) ** 2).sum(1)))
+    chosen = [first]
+    dist = ((pts - pts[first]) ** 2).sum(1)
+    while len(chosen) < min(count, len(pts)):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, ((pts - pts[nxt]) ** 2).sum(1))
+    return sorted(chosen)
+
+
+def graph_set(family: str, names: str) -> List[Dict[str, Any]]:
+    """Expand ``--graphs`` into ``[{'set', 'name', 'spec'}]`` (unique by spec, first set wins)."""
+    n = FAMILIES[family]
+    items: List[Dict[str, Any]] = []
+
+    def add(set_name, spec, label=None):
+        G = spec.build()
+        C, L = graph_stats(G)
+        items.append(dict(set=set_name, spec=spec, C=C, L=L,
+                          name=label or (model_name(family, C, L) if not spec.is_complete else
+                                         f'relgraph_{family}_c1.0_l1.0')))
+
+    grid = paper_grid(n)
+    for token in [t.strip() for t in names.split(',') if t.strip()]:
+        if token == 'grid':
+            for e in grid:
+                add('grid', e.spec)
+        elif token == 'cheap13':
+            for i in cheap_subset([e.spec for e in grid], [(e.C, e.L) for e in grid]):
+                add('cheap13', grid[i].spec)
+        elif token == 'complete':
+            add('complete', GraphSpec('ws_flex', n, float(n), 0.0, 0))
+        elif token == 'best':
+            add('best', PAPER_BEST[BEST_OF.get(family, family)], f'relgraph_{family}')
+        elif token == 'connectomes':
+            for cname in ('mcwhole', 'mcvisual', 'cat'):
+                add('connectomes', GraphSpec('connectome', name=cname), cname)
+        else:
+            lines = Path(token[1:]).read_text().split() if token.startswith('@') else [token]
+            for line in lines:
+                if not line.startswith(f'relgraph_{family}'):
+                    raise ValueError(f'{line!r} is not a relgraph_{family} model name')
+                add('names', spec_for_name(line), line)
+    unique, seen = [], set()
+    for item in items:
+        key = json.dumps(item['spec'].to_dict(), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
+
+
+def run_id(item: Dict[str, Any], train_seed: int, epochs: int) -> str:
+    spec = item['spec']
+    if spec.generator == 'connectome':
+        graph = spec.name
+    else:
+        graph = f'n{spec.n}_k{spec.k:.6g}_p{spec.p:.6g}_s{spec.seed}'
+    return f'{graph}__seed{train_seed}__ep{epochs}'
+
+
+def read_table(path: Path) -> List[Dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def write_table(path: Path, rows: List[Dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator='\n')
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: row.get(k, '') for k in COLUMNS})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _summary_top1(summary: Path) -> List[float]:
+    with open(summary, newline='') as f:
+        return [float(r['eval_top1']) for r in csv.DictReader(f)]
+
+
+def _run_one(job: Dict[str, Any]) -> Dict[str, Any]:
+    """Train one (graph, seed); resumes from the run's last checkpoint when one exists. Runs in a worker."""
+    import torch
+    if job['threads']:
+        torch.set_num_threads(job['threads'])
+    out_root, experiment = Path(job['out_root']), job['run_id']
+    run_dir = out_root / experiment
+    last = run_dir / 'last.pth.tar'
+    start = time.time()
+    overrides = dict(job['overrides'], model=job['model'], seed=job['train_seed'], epochs=job['epochs'],
+                     output=str(out_root), experiment=experiment,
+                     model_kwargs=dict(job['overrides'].get('model_kwargs') or {}, graph=job['graph']))
+    if last.is_file():
+        overrides['resume'] = str(last)
+    if job['train_py']:
+        cmd = [sys.executable, '-m', 'timm_relgraph.run', job['train_py'], '--config', job['config'],
+               '--model', job['model'], '--seed', str(job['train_seed']), '--epochs', str(job['epochs']),
+               '--output', str(out_root), '--experiment', experiment, '--model-kwargs',
+               *[f'{k}={json.dumps(v)}' for k, v in overrides['model_kwargs'].items()]]
+        if 'resume' in overrides:
+            cmd += ['--resume', overrides['resume']]
+        subprocess.run(cmd, check=True, cwd=str(ROOT), stdout=subprocess.DEVNULL)
+    else:
+        from train.trainer import make_args, train
+        train(make_args(job['config'], **overrides), progress=False)
+    by_epoch = _summary_top1(run_dir / 'summary.csv')
+    with open(run_dir / 'summary.csv', newline='') as f:
+        final = list(csv.DictReader(f))[-1]
+    return dict(top1=float(final['eval_top1']), top5=float(final['eval_top5']),
+                top1_by_epoch=json.dumps(by_epoch), wall_time=round(time.time() - start, 1))
+
+
+def _model_stats(family: str, spec: GraphSpec, overrides: Dict[str, Any]) -> Dict[str, Any]:
+    import timm
+    from timm_relgraph.flops import count_macs
+    kwargs = dict(overrides.get('model_kwargs') or {})
+    for key in ('num_classes', 'in_chans'):
+        if overrides.get(key) is not None:
+            kwargs[key] = overrides[key]
+    model = timm.create_model(f'relgraph_{family}', graph=spec.to_dict(), **kwargs)
+    size = overrides.get('img_size') or kwargs.get('img_size') or model.pretrained_cfg['input_size'][-1]
+    in_chans = kwargs.get('in_chans', model.pretrained_cfg['input_size'][0])
+    macs = getattr(model, 'macs', None) or count_macs(model, (in_chans, size, size))
+    return dict(params=sum(p.numel() for p in model.parameters()), macs=macs)
+
+
+def sweep(family: str, config: str, graphs: str, seeds: List[int], epochs: int, results: Path,
+          out_root: Optional[Path] = None, workers: int = 1, train_py: Optional[str] = None,
+          overrides: Optional[Dict[str, Any]] = None, limit: Optional[int] = None) -> List[Dict[str, Any]]:
+    """Run (or resume) a sweep; returns the results table rows."""
+    import yaml
+    if family not in FAMILIES:
+        raise ValueError(f'unknown family {family!r}; choose one of {sorted(FAMILIES)}')
+    base = yaml.safe_load(Path(config).read_text()) or {}
+    overrides = dict(overrides or {})
+    merged = dict(base, **overrides)
+    items = graph_set(family, graphs)
+    out_root = out_root or results.parent / (results.stem + '_runs')
+    rows = read_table(results)
+    done = {r['run_id'] for r in rows}
+    jobs = []
+    for item in items:
+        for s in seeds:
+            rid = run_id(item, s, epochs)
+            if rid in done:
+                continue
+            spec = item['spec']
+            jobs.append(dict(run_id=rid, item=item, model=f'relgraph_{family}', graph=spec.to_dict(),
+                             train_seed=s, epochs=epochs, config=str(config), overrides=overrides,
+                             out_root=str(out_root), train_py=train_py,
+                             threads=max(1, (os.cpu_count() or 1) // max(workers, 1))))
+    if limit is not None:
+        jobs = jobs[:limit]
+    total = len(jobs)
+    print(f'{family}: {len(items)} graphs x {len(seeds)} seeds, {len(done)} runs already in {results}, '
+          f'{total} to go', flush=True)
+    stats_cache: Dict[str, Dict[str, Any]] = {}
+
+    def record(job, result):
+        item, spec = job['item'], job['item']['spec']
+        key = json.dumps(spec.to_dict(), sort_keys=True)
+        if key not in stats_cache:
+            stats_cache[key] = _model_stats(family, spec, merged)
+        d = spec.to_dict()
+        row = dict(run_id=job['run_id'], graph_set=item['set'], name=item['name'], generator=spec.generator,
+                   n=spec.n, k=d.get('k', ''), p=d.get('p', ''),
+                   seed=d.get('seed', ''), C=round(item['C'], 6), L=round(item['L'], 6),
+                   epochs=job['epochs'], train_seed=job['train_seed'], **stats_cache[key], **result)
+        rows.append(row)
+        write_table(results, rows)
+        print(f"[{len(rows) - len(done)}/{total}] {item['name']} seed {job['train_seed']}: top1 {result['top1']:.2f} "
+              f"({result['wall_time']:.0f}s)", flush=True)
+
+    if workers <= 1:
+        for job in jobs:
+            record(job, _run_one({k: v for k, v in job.items() if k != 'item'}))
+    else:
+        import multiprocessing as mp
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as pool:
+            futures = {pool.submit(_run_one, {k: v for k, v in job.items() if k != 'item'}): job for job in jobs}
+            for fut in as_completed(futures):
+                record(futures[fut], fut.result())
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--family', required=True, choices=sorted(FAMILIES))
+    parser.add_argument('--config', required=True, help='trainer / train.py YAML recipe')
+    parser.add_argument('--graphs', default='grid,complete', help='graph sets or names, comma-separated')
+    parser.add_argument('--seeds', default='0', help='training seeds, e.g. 0,1')
+    parser.add_argument('--epochs', type=int, required=True)
+    parser.add_argument('--results', required=True, type=Path, help='results table (CSV), resumed if present')
+    parser.add_argument('--runs-dir', type=Path, help='where run folders go (default: next to the table)')
+    parser.add_argument('--workers', type=int, default=1)
+    parser.add_argument('--train-py', help="path to timm's train.py to train with instead of the project's trainer")
+    parser.add_argument('--limit', type=int, help='run at most this many new runs, then stop')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='override a recipe key (YAML value), e.g. --set batch_size=256')
+    args = parser.parse_args(argv)
+    import yaml
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition('=')
+        if not sep:
+            parser.error(f'--set takes KEY=VALUE, got {item!r}')
+        overrides[key] = yaml.safe_load(value)
+    seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
+    sweep(args.family, args.config, args.graphs, seeds, args.epochs, args.results, out_root=args.runs_dir,
+          workers=args.workers, train_py=args.train_py, overrides=overrides, limit=args.limit)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
