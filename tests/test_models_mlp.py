@@ -124,3 +124,13 @@ def test_fold_masks_keeps_outputs():
     assert not any(is_relational(m) for m in folded.modules())
     x = torch.randn(4, 3, 32, 32)
     assert torch.allclose(model(x), folded(x), atol=1e-6)
+
+
+def test_meta_build_then_to_empty_and_load():
+    ref = timm.create_model('relgraph_mlp5_c0.4_l2.0').eval()
+    empty = timm.create_model('relgraph_mlp5_c0.4_l2.0', device='meta')
+    empty.to_empty(device='cpu')
+    empty.load_state_dict(ref.state_dict())  # graph buffers restored: no false mismatch
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(empty.eval()(x), ref(x))
+    assert ref.half().blocks[0][0].mask.dtype == torch.float16

@@ -30,7 +30,7 @@ class GraphMismatchError(RuntimeError):
     """A state_dict's relational graph differs from the graph of the model it is loaded into."""
 
 
-def _graph_tensor(G: nx.Graph, max_nodes: int, device=None) -> torch.Tensor:
+def _graph_tensor(G: nx.Graph, max_nodes: int, device='cpu') -> torch.Tensor:
     A = node_adjacency(fit_graph(G, max_nodes))
     return torch.tensor(A.astype(np.uint8), device=device)
 
@@ -55,14 +55,27 @@ class _RelationalMixin:
         self.execution = execution
         max_nodes = min(self.in_channels_, self.out_channels_)
         if isinstance(graph, torch.Tensor):
-            adjacency = graph.detach().to('cpu', torch.uint8)
+            adjacency = graph.detach().to('cpu', torch.uint8).clone()
             if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1] or adjacency.shape[0] > max_nodes:
                 raise ValueError(f'graph tensor must be [n, n] with n <= {max_nodes}, got {tuple(adjacency.shape)}')
-            graph_t = torch.tensor(adjacency.numpy(), device=device)
         else:
-            graph_t = _graph_tensor(graph, max_nodes, device)
-        self.register_buffer('graph', graph_t, persistent=True)
+            adjacency = _graph_tensor(graph, max_nodes)
+        # The truth about the graph, kept on the CPU: buffers can lose their data (``to_empty``), this cannot.
+        self._adjacency = adjacency
+        if device is None:
+            device = torch.empty(0).device  # the default device, honouring a ``with torch.device(...)`` block
+        self.register_buffer('graph', adjacency.to(device), persistent=True)
         self.register_buffer('mask', self._build_mask(), persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        graph = self._buffers.get('graph')
+        if graph is not None and not graph.is_meta and not torch.equal(graph.to('cpu'), self._adjacency):
+            # the buffers were re-allocated without their data (e.g. ``to_empty`` after a meta-device build)
+            mask_dtype = self.mask.dtype if not self.mask.is_meta else torch.float32
+            self._buffers['graph'] = self._adjacency.to(graph.device)
+            self._buffers['mask'] = self._build_mask().to(mask_dtype)
+        return self
 
     def _build_mask(self) -> torch.Tensor:
         mask = _expand_mask(self.graph, self.out_channels_, self.in_channels_)
@@ -85,8 +98,8 @@ class _RelationalMixin:
                               error_msgs):
         key = prefix + 'graph'
         incoming = state_dict.get(key)
-        if incoming is not None and not self.graph.is_meta and not incoming.is_meta:
-            mine = self.graph.to('cpu')
+        if incoming is not None and not incoming.is_meta:
+            mine = self._adjacency
             theirs = incoming.detach().to('cpu')
             if mine.shape != theirs.shape or not torch.equal(mine.to(torch.uint8), theirs.to(torch.uint8)):
                 raise GraphMismatchError(

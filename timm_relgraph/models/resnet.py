@@ -36,7 +36,7 @@ from timm.models._features import feature_take_indices
 
 from ..flops import GraphCounter, conv_macs, conv_out, linear_macs, match_widths
 from ..graphs import GraphSpec
-from ..layers import RelationalConv2d, _graph_tensor, is_relational
+from ..layers import RelationalConv2d, is_relational
 from ._relgraph import base_cfg, create_relgraph, family_tags
 
 __all__ = ['RelGraphResNet', 'RESNET_FAMILIES', 'resnet_macs', 'resnet_widths', 'bottleneck_inner',
@@ -321,18 +321,6 @@ class RelGraphResNet(nn.Module):
             for m in self.modules():
                 if hasattr(m, 'zero_init_last'):
                     m.zero_init_last()
-
-    @torch.jit.ignore
-    def to_empty(self, *, device, recurse: bool = True) -> 'RelGraphResNet':
-        """``nn.Module.to_empty`` that rebuilds the relational graphs and masks (buffers, not weights), so a
-        model made on the meta device can be materialised and then loaded with ``load_state_dict``."""
-        super().to_empty(device=device, recurse=recurse)
-        G = self.graph_spec.build()
-        for m in self.modules():
-            if is_relational(m):
-                m.graph = _graph_tensor(G, min(m.in_channels_, m.out_channels_)).to(m.weight.device)
-                m.mask = m._build_mask()
-        return self
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, str]:
