@@ -1,0 +1,463 @@
+#!/usr/bin/env python
+"""A small trainer for relational-graph models on timm's library.
+
+Reads the same YAML configs as timm's ``train.py`` (same key names and defaults) and writes the same output
+layout: ``<output>/<experiment>/`` with ``args.yaml``, ``summary.csv`` (epoch, train_loss, eval_loss,
+eval_top1, eval_top5, lr), ``checkpoint-<epoch>.pth.tar``, ``last.pth.tar`` and ``model_best.pth.tar``.
+
+    python train/trainer.py --config train/configs/mlp5_fashion_mnist.yaml --model relgraph_mlp5_c1.0_l1.0
+    python train/trainer.py --config ... --resume output/train/<experiment>/last.pth.tar --epochs 10
+
+In-process (for sweeps): ``from train.trainer import train, make_args; train(make_args(config, epochs=3))``
+returns the final metrics as a dict.
+
+Differences from train.py: one process (no distributed), no prefetcher (``no_prefetcher`` is implied), AMP
+only on CUDA; ``--resume`` without ``--experiment`` continues in the checkpoint's folder; the epoch's RNGs
+are reseeded from ``seed + epoch`` so a resumed run repeats the uninterrupted one; checkpoints carry no
+pickled ``args`` (they load with ``torch.load(weights_only=True)``; the args are in ``args.yaml``).
+Options of train.py this trainer does not implement are accepted only at train.py's default value.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import logging
+import os
+import random
+import sys
+import time
+from collections import OrderedDict
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # deterministic cuBLAS, needed before CUDA init
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+import timm
+
+try:
+    import timm_relgraph  # noqa: F401  (registers the relgraph_* models)
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import timm_relgraph  # noqa: F401
+from timm import utils
+from timm.data import Mixup, create_loader, resolve_data_config
+from timm.models import safe_model_name
+from timm.optim import create_optimizer_v2, optimizer_kwargs
+from timm.scheduler import create_scheduler_v2, scheduler_kwargs
+from timm.task import ClassificationTask, load_task_ema_checkpoint, resume_task_checkpoint
+from timm_relgraph.data import DatasetNotFoundError, create_relgraph_dataset
+
+__all__ = ['build_parser', 'parse_args', 'make_args', 'train', 'ConfigError', 'DatasetNotFoundError']
+
+_logger = logging.getLogger('timm_relgraph.trainer')
+
+# train.py options this trainer does not implement, with train.py's defaults (a config may carry them at
+# these values, e.g. an args.yaml written by train.py).
+TRAIN_PY_ONLY: Dict[str, Any] = {
+    'input_key': None, 'target_key': None, 'dataset_trust_remote_code': False, 'pretrained_path': None,
+    'channels_last': False, 'fuser': '', 'grad_accum_steps': 1, 'grad_checkpointing': False, 'fast_norm': False,
+    'head_init_scale': None, 'head_init_bias': None, 'torchcompile_mode': None, 'torchscript': False,
+    'torchcompile': None, 'model_dtype': None, 'no_ddp_bb': False, 'synchronize_step': False, 'local_rank': 0,
+    'epoch_repeats': 0.0, 'aug_repeats': 0, 'aug_splits': 0, 'jsd_loss': False, 'bce_loss': False,
+    'bce_sum': False, 'bce_target_thresh': None, 'bce_pos_weight': None, 'resplit': False, 'drop_connect': None,
+    'drop_block': None, 'bn_momentum': None, 'bn_eps': None, 'sync_bn': False, 'dist_bn': 'reduce',
+    'split_bn': False, 'recovery_interval': 0, 'save_images': False, 'tta': 0, 'use_multi_epochs_loader': False,
+    'log_wandb': False, 'wandb_project': None, 'wandb_tags': [], 'wandb_resume_id': '', 'train_img_sizes': None,
+    'train_batch_sizes': None, 'train_size_probs': None, 'train_size_schedule': 'constant',
+    'train_size_schedule_spread': 0.65, 'train_size_random_mix': 0.1, 'train_batches_per_epoch': None,
+    'variable_batch_loss_scale': 'none', 'naflex_loader': False,
+    'naflex_train_seq_lens': [128, 256, 576, 784, 1024], 'naflex_max_seq_len': 576, 'naflex_patch_sizes': None,
+    'naflex_patch_size_probs': None, 'naflex_loss_scale': 'linear', 'naflex_patchify_channels_first': False,
+    'kd_model_name': None, 'kd_distill_type': 'logit', 'kd_loss_type': 'kl', 'distill_loss_weight': None,
+    'task_loss_weight': None, 'kd_temperature': 4.0, 'kd_student_feature_dim': None,
+    'kd_teacher_feature_dim': None, 'kd_token_distill_type': 'soft',
+}
+
+
+class ConfigError(ValueError):
+    """A config key or value this trainer cannot use (the message names the valid alternatives)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The supported subset of train.py's options: same flags, same dests, same defaults."""
+    p = argparse.ArgumentParser(description='Train a timm model (relational-graph models registered)',
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    floats, ints = dict(type=float, nargs='+'), dict(type=int, nargs='+')
+    flag = dict(action='store_true', default=False)
+    kwargs = dict(nargs='*', default={}, action=utils.ParseKwargs)
+    # dataset
+    a('data', nargs='?', metavar='DIR', default=None, help='dataset root (deprecated positional, use --data-dir)')
+    a('--data-dir', default=None)
+    a('--dataset', default='', help='fashion_mnist | cifar10 | digits | imagefolder ("" = ImageFolder); '
+      'torch/ prefixes accepted')
+    a('--train-split', default='train'); a('--val-split', default='validation')
+    a('--train-num-samples', type=int, default=None, help='use only the first N training samples')
+    a('--val-num-samples', type=int, default=None, help='use only the first N validation samples')
+    a('--dataset-download', **flag); a('--class-map', default=''); a('--input-img-mode', default=None)
+    # model
+    a('--model', default='resnet50'); a('--pretrained', **flag); a('--initial-checkpoint', default='')
+    a('--resume', default=''); a('--no-resume-opt', **flag)
+    a('--num-classes', type=int, default=None); a('--gp', default=None)
+    a('--img-size', type=int, default=None); a('--in-chans', type=int, default=None)
+    a('--input-size', default=None, nargs=3, type=int); a('--crop-pct', type=float, default=None)
+    a('--mean', default=None, **floats); a('--std', default=None, **floats); a('--interpolation', default='')
+    a('-b', '--batch-size', type=int, default=128); a('-vb', '--validation-batch-size', type=int, default=None)
+    a('--model-kwargs', **kwargs)
+    a('--drop', type=float, default=0.0); a('--drop-path', type=float, default=None)
+    # device
+    a('--device', default=None, help='default: cuda when available, else cpu')
+    a('--amp', **flag); a('--amp-dtype', default='float16')
+    a('--device-modules', default=None, type=str, nargs='+', help='modules to import (e.g. timm_relgraph)')
+    # optimizer
+    a('--opt', default='sgd', help="timm optimizer name; 'sgd' is Nesterov SGD, 'momentum' plain")
+    a('--opt-eps', type=float, default=None); a('--opt-betas', default=None, **floats)
+    a('--momentum', type=float, default=0.9); a('--weight-decay', type=float, default=2e-5)
+    a('--clip-grad', type=float, default=None); a('--clip-mode', default='norm')
+    a('--layer-decay', type=float, default=None); a('--layer-decay-min-scale', type=float, default=0)
+    a('--layer-decay-no-opt-scale', type=float, default=None)
+    a('--opt-kwargs', **kwargs)
+    # schedule
+    a('--sched', default='cosine'); a('--sched-on-updates', **flag)
+    a('--lr', type=float, default=None); a('--lr-base', type=float, default=0.1)
+    a('--lr-base-size', type=int, default=256); a('--lr-base-scale', default='')
+    a('--lr-noise', default=None, **floats); a('--lr-noise-pct', type=float, default=0.67)
+    a('--lr-noise-std', type=float, default=1.0); a('--lr-cycle-mul', type=float, default=1.0)
+    a('--lr-cycle-decay', type=float, default=0.5); a('--lr-cycle-limit', type=int, default=1)
+    a('--lr-k-decay', type=float, default=1.0); a('--warmup-lr', type=float, default=1e-5)
+    a('--min-lr', type=float, default=0); a('--epochs', type=int, default=300)
+    a('--start-epoch', type=int, default=None); a('--decay-milestones', default=[90, 180, 270], **ints)
+    a('--decay-epochs', type=float, default=90); a('--warmup-epochs', type=int, default=5)
+    a('--warmup-prefix', **flag); a('--cooldown-epochs', type=int, default=0)
+    a('--patience-epochs', type=int, default=10); a('--decay-rate', '--dr', type=float, default=0.1)
+    # augmentation and regularisation
+    a('--no-aug', **flag); a('--train-crop-mode', default=None)
+    a('--scale', default=[0.08, 1.0], **floats); a('--ratio', default=[3. / 4., 4. / 3.], **floats)
+    a('--hflip', type=float, default=0.5); a('--vflip', type=float, default=0.)
+    a('--color-jitter', type=float, default=0.4); a('--color-jitter-prob', type=float, default=None)
+    a('--grayscale-prob', type=float, default=None); a('--gaussian-blur-prob', type=float, default=None)
+    a('--aa', default=None); a('--reprob', type=float, default=0.); a('--remode', default='pixel')
+    a('--recount', type=int, default=1)
+    a('--mixup', type=float, default=0.0); a('--cutmix', type=float, default=0.0)
+    a('--cutmix-minmax', default=None, **floats); a('--mixup-prob', type=float, default=1.0)
+    a('--mixup-switch-prob', type=float, default=0.5); a('--mixup-mode', default='batch')
+    a('--mixup-off-epoch', type=int, default=0); a('--smoothing', type=float, default=0.1)
+    a('--train-interpolation', default='random')
+    # EMA
+    a('--model-ema', **flag); a('--model-ema-force-cpu', **flag)
+    a('--model-ema-decay', type=float, default=0.9998); a('--model-ema-warmup', **flag)
+    # misc
+    a('--seed', type=int, default=42); a('--worker-seeding', default='all')
+    a('--log-interval', type=int, default=50); a('--val-interval', type=int, default=1)
+    a('--checkpoint-hist', type=int, default=10); a('-j', '--workers', type=int, default=4)
+    a('--pin-mem', **flag); a('--no-prefetcher', **flag)
+    a('--output', default=''); a('--experiment', default=''); a('--eval-metric', default='top1')
+    return p
+
+
+def _valid_keys(parser: argparse.ArgumentParser) -> List[str]:
+    return [act.dest for act in parser._actions if act.dest != 'help']
+
+
+def check_config(cfg: Dict[str, Any], parser: Optional[argparse.ArgumentParser] = None, source: str = 'config'):
+    """Raise ConfigError for keys neither this trainer nor train.py knows, or train.py-only keys set away from
+    their default; the message lists the nearest valid keys."""
+    parser = parser or build_parser()
+    valid = _valid_keys(parser)
+    problems = []
+    for key, value in cfg.items():
+        if key in valid:
+            continue
+        if key in TRAIN_PY_ONLY:
+            if value != TRAIN_PY_ONLY[key]:
+                problems.append(f"'{key}: {value!r}' is a timm train.py option this trainer does not implement "
+                                f"(only its default {TRAIN_PY_ONLY[key]!r} is accepted); run timm's train.py via "
+                                f"'python -m timm_relgraph.run train.py ...' for it")
+            continue
+        close = difflib.get_close_matches(key.replace('-', '_'), valid, n=3, cutoff=0.6)
+        problems.append(f"unknown key '{key}'" + (f"; did you mean {', '.join(close)}?" if close else '') +
+                        ' (keys are train.py argument names with underscores, e.g. batch_size, weight_decay)')
+    if problems:
+        raise ConfigError(f'{source}: ' + '; '.join(problems))
+
+
+def _load_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    if not isinstance(cfg, dict):
+        raise ConfigError(f'{path}: expected a mapping of train.py argument names to values')
+    return cfg
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse ``[--config FILE] [train.py options]`` like train.py: the YAML sets defaults, flags override."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('-c', '--config', default='')
+    pre.add_argument('--no-progress', action='store_true')
+    known, remaining = pre.parse_known_args(argv)
+    parser = build_parser()
+    parser.add_argument('-c', '--config', default='', help='YAML file of train.py options (defaults for flags)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    if known.config:
+        cfg = _load_yaml(known.config)
+        check_config(cfg, parser, source=known.config)
+        parser.set_defaults(**{k: v for k, v in cfg.items() if k not in TRAIN_PY_ONLY})
+    args = parser.parse_args(remaining)
+    args.progress = False if args.no_progress else None
+    del args.no_progress, args.config
+    return args
+
+
+def make_args(config: Optional[Union[str, Path, Dict[str, Any]]] = None, **overrides) -> argparse.Namespace:
+    """Namespace from defaults < YAML file (or dict) < keyword overrides; every key is checked."""
+    parser = build_parser()
+    cfg = dict(_load_yaml(config) if isinstance(config, (str, Path)) else (config or {}))
+    cfg.update(overrides)
+    check_config(cfg, parser, source=str(config) if isinstance(config, (str, Path)) else 'arguments')
+    parser.set_defaults(**{k: v for k, v in cfg.items() if k not in TRAIN_PY_ONLY})
+    return parser.parse_args([])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def _resolve_lr(args) -> None:
+    if args.lr is None:  # train.py's rule: scale lr_base by the batch size
+        ratio = args.batch_size / args.lr_base_size
+        scale = args.lr_base_scale or ('sqrt' if any(o in args.opt.lower() for o in ('ada', 'lamb')) else 'linear')
+        args.lr = args.lr_base * (ratio ** 0.5 if scale == 'sqrt' else ratio)
+
+
+def _datasets(args, input_img_mode: str):
+    root = args.data_dir or args.data
+    common = dict(root=root, download=args.dataset_download)
+    if (args.dataset or '').lower() in ('', 'folder', 'imagefolder', 'image_folder'):
+        common.update(class_map=args.class_map, input_img_mode=input_img_mode)
+    train_ds = create_relgraph_dataset(args.dataset, split=args.train_split, num_samples=args.train_num_samples,
+                                       **common)
+    eval_ds = create_relgraph_dataset(args.dataset, split=args.val_split, num_samples=args.val_num_samples,
+                                      **common)
+    return train_ds, eval_ds
+
+
+def _loader(dataset, data_config, args, device, training: bool):
+    kw = dict(
+        input_size=data_config['input_size'], batch_size=args.batch_size if training else
+        (args.validation_batch_size or args.batch_size), is_training=training, use_prefetcher=False,
+        interpolation=data_config['interpolation'], mean=data_config['mean'], std=data_config['std'],
+        num_workers=args.workers, crop_pct=data_config['crop_pct'], pin_memory=args.pin_mem, device=device,
+        persistent_workers=False,  # workers restart each epoch, seeded from the reseeded torch RNG
+        worker_seeding=args.worker_seeding,
+    )
+    if training:
+        kw.update(no_aug=args.no_aug, re_prob=args.reprob, re_mode=args.remode, re_count=args.recount,
+                  train_crop_mode=args.train_crop_mode, scale=args.scale, ratio=args.ratio, hflip=args.hflip,
+                  vflip=args.vflip, color_jitter=args.color_jitter, color_jitter_prob=args.color_jitter_prob,
+                  grayscale_prob=args.grayscale_prob or 0., gaussian_blur_prob=args.gaussian_blur_prob or 0.,
+                  auto_augment=args.aa, interpolation=args.train_interpolation)
+    return create_loader(dataset, **kw)
+
+
+def _output_dir(args, data_config) -> str:
+    if args.experiment:
+        name = args.experiment
+    elif args.resume:  # continue next to the checkpoint
+        return str(Path(args.resume).resolve().parent)
+    else:
+        name = '-'.join([datetime.now().strftime('%Y%m%d-%H%M%S'), safe_model_name(args.model),
+                         str(data_config['input_size'][-1])])
+    return utils.get_outdir(args.output or './output/train', name)
+
+
+@torch.no_grad()
+def evaluate(task, model, loader, device, amp_autocast=nullcontext, progress=None, desc='eval') -> Dict[str, float]:
+    model.eval()
+    evaluator = task.create_evaluator()
+    for x, y in tqdm(loader, desc=desc, leave=False, disable=None if progress is None else not progress):
+        x, y = x.to(device), y.to(device)
+        with amp_autocast():
+            output = model(x)
+        evaluator.update(output, y)
+    return dict(evaluator.compute())
+
+
+def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bool] = None) -> Dict[str, Any]:
+    """Train and evaluate per ``args`` (a Namespace from ``parse_args``/``make_args`` or a dict of options);
+    return the final metrics: epoch, train_loss, eval_loss, eval_top1, eval_top5, best_metric, best_epoch,
+    output_dir. ``progress``: True/False for a progress bar, None for one only on a terminal."""
+    if isinstance(args, dict):
+        args = make_args(args)
+    else:
+        args = argparse.Namespace(**vars(args))
+        progress = getattr(args, 'progress', progress) if progress is None else progress
+        if hasattr(args, 'progress'):
+            del args.progress
+        check_config(vars(args))
+    bar = dict(disable=None if progress is None else not progress, dynamic_ncols=True)
+    for module in args.device_modules or ():
+        importlib.import_module(module)
+    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    seed_everything(args.seed)
+
+    if not timm.is_model(args.model):
+        close = difflib.get_close_matches(args.model, timm.list_models(), n=3, cutoff=0.6)
+        raise ConfigError(f'unknown model {args.model!r}' + (f'; did you mean {", ".join(close)}?' if close else '')
+                          + ' (relational-graph models: timm.list_models("relgraph*"))')
+    in_chans = args.in_chans or (args.input_size[0] if args.input_size else 3)
+    model = timm.create_model(
+        args.model, pretrained=args.pretrained, in_chans=in_chans, num_classes=args.num_classes,
+        drop_rate=args.drop, drop_path_rate=args.drop_path, global_pool=args.gp,
+        checkpoint_path=args.initial_checkpoint or None, **args.model_kwargs)
+    model.to(device)
+    if args.num_classes is None:
+        args.num_classes = model.num_classes
+    data_config = resolve_data_config(vars(args), model=model)
+    _resolve_lr(args)
+
+    mixup_active = args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None
+    task = ClassificationTask(model, criterion_kwargs=dict(smoothing=args.smoothing, soft_targets=mixup_active),
+                              device=device, verbose=False)
+    optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args), **args.opt_kwargs)
+    amp_autocast, loss_scaler = nullcontext, None
+    if args.amp and device.type == 'cuda':
+        dtype = torch.bfloat16 if args.amp_dtype in ('bfloat16', 'bf16') else torch.float16
+        amp_autocast = lambda: torch.autocast('cuda', dtype=dtype)  # noqa: E731
+        loss_scaler = utils.NativeScaler() if dtype == torch.float16 else None
+    elif args.amp:
+        _logger.warning('--amp is only used on CUDA; training in float32 on %s', device)
+
+    resume_epoch = None
+    if args.resume:
+        if not os.path.isfile(args.resume):
+            raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint')
+        resume_epoch = resume_task_checkpoint(task, args.resume, optimizer=None if args.no_resume_opt else optimizer,
+                                              loss_scaler=None if args.no_resume_opt else loss_scaler,
+                                              log_info=False)
+    if args.model_ema:
+        task.setup_ema(decay=args.model_ema_decay, use_warmup=args.model_ema_warmup,
+                       device='cpu' if args.model_ema_force_cpu else None)
+        if args.resume:
+            load_task_ema_checkpoint(task, args.resume)
+
+    input_img_mode = args.input_img_mode or ('RGB' if data_config['input_size'][0] == 3 else 'L')
+    train_ds, eval_ds = _datasets(args, input_img_mode)
+    loader_train = _loader(train_ds, data_config, args, device, training=True)
+    loader_eval = _loader(eval_ds, data_config, args, device, training=False)
+    if len(loader_train) == 0:
+        raise ConfigError(f'batch_size {args.batch_size} exceeds the {len(train_ds)} training samples '
+                          '(the last partial batch is dropped): lower batch_size')
+    mixup_fn = None
+    if mixup_active:
+        mixup_fn = Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, cutmix_minmax=args.cutmix_minmax,
+                         prob=args.mixup_prob, switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
+                         label_smoothing=args.smoothing, num_classes=args.num_classes)
+
+    updates_per_epoch = len(loader_train)
+    lr_scheduler, num_epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args),
+                                                   updates_per_epoch=updates_per_epoch)
+    start_epoch = args.start_epoch if args.start_epoch is not None else (resume_epoch or 0)
+    if start_epoch > 0:
+        if args.sched_on_updates:
+            lr_scheduler.step_update(start_epoch * updates_per_epoch)
+        else:
+            lr_scheduler.step(start_epoch)
+
+    output_dir = _output_dir(args, data_config)
+    saver = utils.CheckpointSaver(model=model, optimizer=optimizer, args=None, amp_scaler=loss_scaler,
+                                  checkpoint_dir=output_dir, recovery_dir=output_dir,
+                                  decreasing=args.eval_metric == 'loss', max_history=args.checkpoint_hist, task=task)
+    if args.resume and Path(args.resume).resolve().parent == Path(output_dir).resolve():
+        saver.load_state_dict_from_checkpoint(args.resume)
+    with open(os.path.join(output_dir, 'args.yaml'), 'w') as f:
+        yaml.safe_dump(vars(args), f, default_flow_style=False)
+
+    print(f'{args.model}: {sum(p.numel() for p in model.parameters()):,} params, input {data_config["input_size"]}, '
+          f'{len(train_ds)} train / {len(eval_ds)} eval samples, epochs {start_epoch}->{num_epochs}, '
+          f'lr {args.lr:g}, device {device}, output {output_dir}', flush=True)
+    metrics: Dict[str, Any] = {}
+    best_metric, best_epoch = saver.best_metric, saver.best_epoch
+    num_updates = start_epoch * updates_per_epoch
+    for epoch in range(start_epoch, num_epochs):
+        seed_everything(args.seed + epoch)  # resumable: the epoch's shuffling/augmentation depend on it alone
+        if mixup_fn is not None and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
+            mixup_fn.mixup_enabled = False
+        t0 = time.time()
+        model.train()
+        loss_sum, seen = 0.0, 0
+        pbar = tqdm(loader_train, desc=f'epoch {epoch + 1}/{num_epochs}', **bar)
+        for step, (x, y) in enumerate(pbar):
+            x, y = x.to(device), y.to(device)
+            if mixup_fn is not None:
+                x, y = mixup_fn(x, y)
+            with amp_autocast():
+                loss = task(x, y)['loss']
+            optimizer.zero_grad(set_to_none=True)
+            if loss_scaler is not None:
+                loss_scaler(loss, optimizer, clip_grad=args.clip_grad, clip_mode=args.clip_mode,
+                            parameters=model.parameters())
+            else:
+                loss.backward()
+                if args.clip_grad is not None:
+                    utils.dispatch_clip_grad(model.parameters(), value=args.clip_grad, mode=args.clip_mode)
+                optimizer.step()
+            num_updates += 1
+            task.update_ema(step=num_updates)
+            if args.sched_on_updates:
+                lr_scheduler.step_update(num_updates=num_updates)
+            loss_sum += loss.item() * x.shape[0]
+            seen += x.shape[0]
+            if step % max(args.log_interval, 1) == 0 or step == updates_per_epoch - 1:
+                pbar.set_postfix(loss=f'{loss_sum / seen:.4f}', lr=f'{optimizer.param_groups[0]["lr"]:.4g}')
+        pbar.close()
+        train_metrics = OrderedDict(loss=loss_sum / max(seen, 1))
+        lr = sum(g['lr'] for g in optimizer.param_groups) / len(optimizer.param_groups)
+        epoch_p_1 = epoch + 1
+        if epoch_p_1 % args.val_interval != 0 and epoch_p_1 != num_epochs:
+            lr_scheduler.step(epoch_p_1)
+            continue
+        eval_metrics = evaluate(task, model, loader_eval, device, amp_autocast, progress)
+        if task.has_ema():
+            eval_metrics = evaluate(task, task.get_eval_model(ema=True), loader_eval, device, amp_autocast, progress,
+                                    desc='eval (EMA)')
+        utils.update_summary(epoch, train_metrics, eval_metrics, os.path.join(output_dir, 'summary.csv'), lr=lr)
+        best_metric, best_epoch = saver.save_checkpoint(epoch, metric=eval_metrics[args.eval_metric])
+        lr_scheduler.step(epoch_p_1, eval_metrics[args.eval_metric])
+        metrics = dict(epoch=epoch, train_loss=train_metrics['loss'],
+                       **{f'eval_{k}': v for k, v in eval_metrics.items()}, lr=lr)
+        print(f'epoch {epoch_p_1}/{num_epochs}: train_loss {train_metrics["loss"]:.4f}  eval_loss '
+              f'{eval_metrics["loss"]:.4f}  top1 {eval_metrics["top1"]:.2f}  top5 {eval_metrics["top5"]:.2f}  '
+              f'lr {lr:.4g}  ({time.time() - t0:.1f}s)', flush=True)
+    metrics.update(best_metric=best_metric, best_epoch=best_epoch, output_dir=output_dir, num_epochs=num_epochs,
+                   model=args.model, params=sum(p.numel() for p in model.parameters()),
+                   graph=dict(getattr(model, 'pretrained_cfg', {}).get('graph') or {}))
+    return metrics
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    try:
+        args = parse_args(argv)
+        metrics = train(args)
+    except (ConfigError, DatasetNotFoundError, FileNotFoundError, timm_relgraph.RelgraphNameError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    if metrics.get('best_metric') is not None:
+        print(f'*** best {metrics["best_metric"]:.4f} (epoch {metrics["best_epoch"]}), output {metrics["output_dir"]}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
