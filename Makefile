@@ -36,6 +36,10 @@ test: setup data
 conformance: setup
 	PY=$(abspath $(PY)) bash .ci/timm_conformance.sh
 
+# train (or reuse demo_output/) and export the Fashion-MNIST weights into weights/ (not committed: > 5 MB)
+weights: setup data
+	$(PY) hub/make_weights.py
+
 catalogue: setup
 	$(VENV)/bin/relgraph catalogue --build
 

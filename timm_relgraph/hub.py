@@ -80,7 +80,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _render_card(model, results: Dict[str, Any], repo_id: Optional[str]) -> str:
+def _render_card(model, config: Dict[str, Any], results: Dict[str, Any], repo_id: Optional[str]) -> str:
     graph = model.pretrained_cfg['graph']
     family_card = FAMILY_CARD.read_text() if FAMILY_CARD.is_file() else ''
     name = model.pretrained_cfg.get('architecture', '')
@@ -104,7 +104,7 @@ def _render_card(model, results: Dict[str, Any], repo_id: Optional[str]) -> str:
         f'| parameters | {sum(p.numel() for p in model.parameters()):,} |',
         f"| MACs | {getattr(model, 'macs', 'n/a'):,} (complete graph: {getattr(model, 'baseline_macs', 'n/a'):,}) |"
         if hasattr(model, 'macs') else '| MACs | n/a |',
-        f"| input | {tuple(model.pretrained_cfg['input_size'])} |",
+        f"| input | {tuple(config['pretrained_cfg']['input_size'])} |",
         f'| classes | {model.num_classes} |',
     ]
     for key, value in results.items():
@@ -138,7 +138,7 @@ def export_model(model, out_dir, results: Optional[Dict[str, Any]] = None, repo_
         config['pretrained_cfg']['graph'] = graph
         config['relgraph'] = {'results': results or {}, 'weights_sha256': _sha256(tmp / WEIGHTS)}
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + '\n')
-        (tmp / CARD).write_text(_render_card(model, results or {}, repo_id))
+        (tmp / CARD).write_text(_render_card(model, config, results or {}, repo_id))
         for f in tmp.iterdir():
             f.chmod(0o644)
         tmp.chmod(0o755)
@@ -159,7 +159,11 @@ def export_checkpoint(checkpoint, out_dir, model_name: Optional[str] = None, res
 
     ckpt = load_training_checkpoint(checkpoint)
     args = ckpt.get('args') or {}
-    name = model_name or ckpt.get('arch') or args.get('model')
+    args_yaml = Path(checkpoint).parent / 'args.yaml'
+    if not args and args_yaml.is_file():  # the training run's options (train.py and the project's trainer)
+        import yaml
+        args = yaml.safe_load(args_yaml.read_text()) or {}
+    name = model_name or args.get('model') or ckpt.get('arch')
     if not name:
         raise HubError(f'{checkpoint} does not name its model; pass --model')
     if not str(name).startswith('relgraph_'):

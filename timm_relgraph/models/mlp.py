@@ -4,9 +4,11 @@ Paper: "Graph Structure of Neural Networks", You, Leskovec, He, Xie, ICML 2020 (
 
 The network of the paper's CIFAR-10 experiments: flatten -> Linear(in, 512) + BN + ReLU (dense) -> three
 Linear + BN + ReLU layers whose weights follow the relational graph (64 nodes) -> Linear classifier. The
-hidden width (512 for the complete graph) is widened until the MACs first reach those of the complete-graph
-MLP with the same input and classes (e.g. 1522 for the paper's best graph, 2,365,124 vs 2,364,416 MACs).
-Input size and channels are configurable (``in_chans=1, img_size=28`` for Fashion-MNIST).
+relational width (512 for the complete graph) is widened until the MACs first reach those of the complete-graph
+MLP (e.g. 1522 for the paper's best graph, 2,365,124 vs 2,364,416 MACs). Widths are matched on the paper's
+setting (3x32x32 input, 10 classes), so they do not change with the input size or the head.
+Input size and channels are configurable (``in_chans=1, img_size=28`` for Fashion-MNIST); ``base_width``
+(default 512, the paper's) narrows the whole MLP for cheap experiments.
 """
 from functools import lru_cache
 from typing import List, Optional, Tuple, Union
@@ -40,19 +42,19 @@ def mlp5_macs(width: int, counter: GraphCounter, in_features: int, num_classes: 
 
 
 @lru_cache(maxsize=256)
-def mlp5_widths(spec: GraphSpec, match_flops: bool = True) -> int:
+def mlp5_widths(spec: GraphSpec, match_flops: bool = True, base_width: int = BASE_WIDTH) -> int:
     """Hidden width for a graph: the smallest width whose MACs reach the complete-graph MLP's.
 
     Matched on the paper's CIFAR-10 setting (3x32x32 input, 10 classes) whatever the runtime input size and
     classes, so that weights stay loadable under a new head or input (the dense stem cancels out anyway).
     """
     if not match_flops or spec.is_complete:
-        return BASE_WIDTH
+        return base_width
     in_features, num_classes = 3 * 32 * 32, 10
-    baseline = mlp5_macs(BASE_WIDTH, GraphCounter(None), in_features, num_classes)
+    baseline = mlp5_macs(base_width, GraphCounter(None), in_features, num_classes, base_width)
     counter = GraphCounter(spec.build())
-    widths, _ = match_widths(lambda w: mlp5_macs(w[0], counter, in_features, num_classes), [BASE_WIDTH], baseline,
-                             coarse_rounds=COARSE_ROUNDS)
+    widths, _ = match_widths(lambda w: mlp5_macs(w[0], counter, in_features, num_classes, base_width),
+                             [base_width], baseline, coarse_rounds=COARSE_ROUNDS)
     return widths[0]
 
 
@@ -67,6 +69,7 @@ class RelGraphMLP(nn.Module):
             img_size: Union[int, Tuple[int, int]] = 32,
             match_flops: bool = True,
             width: Optional[int] = None,
+            base_width: int = BASE_WIDTH,
             drop_rate: float = 0.0,
             global_pool: str = 'avg',
             execution: str = 'dense',
@@ -86,21 +89,22 @@ class RelGraphMLP(nn.Module):
         self.graph_info = graph.describe(G)
         in_features = in_chans * img_size[0] * img_size[1]
         if width is None:
-            width = mlp5_widths(graph, match_flops)
+            width = mlp5_widths(graph, match_flops, base_width)
         self.width = width
+        first = base_width  # the dense first layer keeps the complete graph's width
         # MACs at this model's own input size and classes, and of its complete-graph counterpart
-        self.macs = mlp5_macs(width, GraphCounter(G), in_features, num_classes)
-        self.baseline_macs = mlp5_macs(BASE_WIDTH, GraphCounter(None), in_features, num_classes)
+        self.macs = mlp5_macs(width, GraphCounter(G), in_features, num_classes, first)
+        self.baseline_macs = mlp5_macs(base_width, GraphCounter(None), in_features, num_classes, first)
         self.num_features = self.head_hidden_size = width
 
         self.stem = nn.Sequential(
             nn.Flatten(1),
-            nn.Linear(in_features, FIRST_WIDTH, bias=False, **dd),
-            nn.BatchNorm1d(FIRST_WIDTH, **dd),
+            nn.Linear(in_features, first, bias=False, **dd),
+            nn.BatchNorm1d(first, **dd),
             nn.ReLU(inplace=True),
         )
         blocks = []
-        dim_in = FIRST_WIDTH
+        dim_in = first
         for _ in range(NUM_RELATIONAL):
             blocks.append(nn.Sequential(
                 RelationalLinear(dim_in, width, G, bias=False, execution=execution, **dd),
@@ -114,7 +118,7 @@ class RelGraphMLP(nn.Module):
         self.global_pool, self.fc = create_classifier(width, num_classes, pool_type=global_pool, **dd)
         self.head_drop = nn.Dropout(drop_rate)
         reduction = max(img_size)
-        self.feature_info = [dict(num_chs=FIRST_WIDTH, reduction=reduction, module='stem')] + [
+        self.feature_info = [dict(num_chs=first, reduction=reduction, module='stem')] + [
             dict(num_chs=width, reduction=reduction, module=f'blocks.{i}') for i in range(NUM_RELATIONAL)]
         self._init_weights()
 
