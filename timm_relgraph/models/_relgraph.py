@@ -287,3 +287,18 @@ def install_name_errors() -> None:
     for module in (factory, timm.models, timm):
         if getattr(module, 'create_model', None) is original:
             module.create_model = create_model
+
+
+def paper_classifier(num_features: int, num_classes: int, pool_type: str, like, training: bool = True):
+    """timm's global pooling + Linear head, initialised as the paper's (N(0, 0.01) weights, zero bias), on the
+    device and dtype of the tensor ``like``. Returns ``(global_pool, fc)``."""
+    from timm.layers import create_classifier
+
+    global_pool, fc = create_classifier(num_features, num_classes, pool_type=pool_type, device=like.device,
+                                        dtype=like.dtype)
+    if isinstance(fc, nn.Linear):
+        nn.init.normal_(fc.weight, std=0.01)
+        nn.init.zeros_(fc.bias)
+    global_pool.train(training)
+    fc.train(training)
+    return global_pool, fc

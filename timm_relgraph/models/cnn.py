@@ -32,7 +32,7 @@ from timm.models._features import feature_take_indices
 from ..flops import GraphCounter, conv_macs, conv_out, linear_macs, match_widths
 from ..graphs import GraphSpec
 from ..layers import RelationalConv2d
-from ._relgraph import base_cfg, create_relgraph, family_tags
+from ._relgraph import base_cfg, create_relgraph, family_tags, paper_classifier
 
 __all__ = ['RelGraphCNN', 'cnn8_macs', 'cnn8_widths']
 
@@ -187,17 +187,10 @@ class RelGraphCNN(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
-        if global_pool is None:
-            global_pool = self.global_pool.pool_type
-        param = next(self.parameters())
-        self.global_pool, self.fc = create_classifier(
-            self.num_features, num_classes, pool_type=global_pool, device=param.device, dtype=param.dtype)
+        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
+        self.global_pool, self.fc = paper_classifier(self.num_features, num_classes, pool_type,
+                                                     next(self.parameters()), self.training)
         self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-        if isinstance(self.fc, nn.Linear):
-            nn.init.normal_(self.fc.weight, std=0.01)
-            nn.init.zeros_(self.fc.bias)
-        self.global_pool.train(self.training)
-        self.fc.train(self.training)
 
     @torch.jit.ignore
     def no_weight_decay(self):

@@ -22,7 +22,7 @@ from timm.models._features import feature_take_indices
 from ..flops import GraphCounter, linear_macs, match_widths
 from ..graphs import GraphSpec, complete_graph
 from ..layers import RelationalLinear
-from ._relgraph import FAMILIES, base_cfg, create_relgraph, family_tags
+from ._relgraph import FAMILIES, base_cfg, create_relgraph, family_tags, paper_classifier
 
 __all__ = ['RelGraphMLP', 'mlp5_macs', 'mlp5_widths']
 
@@ -147,12 +147,9 @@ class RelGraphMLP(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
-        ref = self.stem[1].weight
         pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        self.global_pool, self.fc = create_classifier(self.width, num_classes, pool_type=pool_type,
-                                                      device=ref.device, dtype=ref.dtype)
-        self.global_pool.train(self.training)
-        self.fc.train(self.training)
+        self.global_pool, self.fc = paper_classifier(self.width, num_classes, pool_type, self.stem[1].weight,
+                                                     self.training)
 
     @torch.jit.ignore
     def no_weight_decay(self):
