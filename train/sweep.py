@@ -192,6 +192,10 @@ def sweep(family: str, config: str, graphs: str, seeds: List[int], epochs: int, 
         raise ValueError(f'unknown family {family!r}; choose one of {sorted(FAMILIES)}')
     base = yaml.safe_load(Path(config).read_text()) or {}
     overrides = dict(overrides or {})
+    # --set model_kwargs=... adds to the recipe's model_kwargs rather than replacing them
+    model_kwargs = dict(base.get('model_kwargs') or {}, **(overrides.get('model_kwargs') or {}))
+    if model_kwargs:
+        overrides['model_kwargs'] = model_kwargs
     merged = dict(base, **overrides)
     items = graph_set(family, graphs)
     out_root = out_root or results.parent / (results.stem + '_runs')
