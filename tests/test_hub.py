@@ -42,7 +42,16 @@ def test_export_folder_contents(exported):
     assert abs(recorded['C'] - 0.4) <= 0.02 and abs(recorded['L'] - 2.0) <= 0.05
     card = (folder / 'README.md').read_text()
     assert 'clustering C' in card and 'top1 | 12.5' in card and 'Graph Structure of Neural Networks' in card
+    assert '## Our results' in card and 'you2020graph' in card  # the family card follows this model's table
     hub.verify_folder(folder)
+
+
+def test_card_without_family_card_still_cites(exported, tmp_path, monkeypatch):
+    model, _ = exported
+    monkeypatch.setattr(hub, 'FAMILY_CARD', tmp_path / 'absent.md')
+    folder = hub.export_model(model, tmp_path / 'bare')
+    card = (folder / 'README.md').read_text()
+    assert 'you2020graph' in card and '## Our results' not in card
 
 
 def test_reload_local_dir_bit_identical(exported):

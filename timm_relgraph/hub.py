@@ -34,6 +34,14 @@ CARD = 'README.md'
 FAMILY_CARD = Path(__file__).resolve().parent.parent / 'MODEL_CARD.md'
 
 
+CITATION = '''@inproceedings{you2020graph,
+  title={Graph Structure of Neural Networks},
+  author={You, Jiaxuan and Leskovec, Jure and He, Kaiming and Xie, Saining},
+  booktitle={ICML},
+  year={2020}
+}'''
+
+
 class HubError(RuntimeError):
     """A publishing step that cannot go on (missing token, existing repo, unknown model, bad checkpoint)."""
 
@@ -114,6 +122,8 @@ def _render_card(model, config: Dict[str, Any], results: Dict[str, Any], repo_id
               f"model = timm.create_model('{load_id}', pretrained=True).eval()", '```', '']
     if family_card:
         lines += ['---', '', family_card]
+    else:  # installed without the repository's MODEL_CARD.md: keep the card self-contained
+        lines += ['## Citation', '', '```bibtex', CITATION, '```']
     return '\n'.join(lines) + '\n'
 
 
