@@ -93,6 +93,30 @@ print('identical')
     assert 'identical' in out.stdout
 
 
+def test_published_name_loads_through_its_hf_hub_id(exported, tmp_path):
+    """A name listed in PUBLISHED gets the hub id in its pretrained cfg: create_model(name, pretrained=True)."""
+    model, folder = exported
+    _prefill_hf_cache(folder, tmp_path / 'hub', 'relgraph-test/published')
+    x = torch.randn(3, 1, 8, 8)
+    torch.save({'x': x, 'y': model(x).detach()}, tmp_path / 'ref.pt')
+    code = f'''
+import torch, timm, timm_relgraph
+from timm_relgraph.models import _relgraph
+ref = torch.load({str(tmp_path / 'ref.pt')!r}, weights_only=True)
+_relgraph.PUBLISHED[('mlp5', {model.pretrained_cfg['tag']!r})] = 'relgraph-test/published'
+m = timm.create_model({NAME!r}, pretrained=True, **{KWARGS!r}).eval()
+assert m.pretrained_cfg['hf_hub_id'] == 'relgraph-test/published'
+assert torch.equal(m(ref['x']), ref['y'])
+fresh = timm.create_model('relgraph_mlp5_c0.6_l3.0', pretrained=False)
+assert not fresh.pretrained_cfg.get('hf_hub_id')
+print('loaded')
+'''
+    env = dict(os.environ, HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(tmp_path / 'hub'), HF_HOME=str(tmp_path / 'home'))
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'loaded' in out.stdout
+
+
 def test_changed_seed_in_config_is_refused(exported, tmp_path):
     _, folder = exported
     bad = tmp_path / 'bad'
