@@ -2,7 +2,6 @@
 import math
 from functools import lru_cache
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -11,8 +10,8 @@ import timm
 import timm_relgraph  # noqa: F401  (registers the models)
 from timm_relgraph.catalogue import C_TOL, L_TOL, PAPER_BEST
 from timm_relgraph.flops import GraphCounter, count_macs
-from timm_relgraph.graphs import GraphSpec, graph_from_adjacency, graph_stats
-from timm_relgraph.layers import GraphMismatchError, RelationalConv2d, is_relational
+from timm_relgraph.graphs import graph_from_adjacency, graph_stats
+from timm_relgraph.layers import GraphMismatchError, is_relational
 from timm_relgraph.models._relgraph import FAMILIES, family_tags
 from timm_relgraph.models.cnn import BASE_WIDTHS as CNN_BASE, RelGraphCNN, cnn8_macs, cnn8_widths
 from timm_relgraph.models.efficientnet import (

@@ -10,7 +10,6 @@ Each model family describes its layers analytically (no model is built), so widt
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import networkx as nx

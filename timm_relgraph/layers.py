@@ -10,7 +10,7 @@ compute, as in the paper). A faster block-sparse kernel can be added as another 
 """
 
 import math
-from typing import Optional, Union
+from typing import Union
 
 import networkx as nx
 import numpy as np

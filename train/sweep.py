@@ -20,7 +20,6 @@ interrupted run resumes from its last checkpoint. ``--workers N`` trains N runs 
 import argparse
 import csv
 import json
-import math
 import os
 import subprocess
 import sys

@@ -14,6 +14,7 @@ import re
 from functools import lru_cache
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+import torch
 import torch.nn as nn
 
 from ..catalogue import C_TOL, L_TOL, PAPER_BEST, nearest, paper_grid, resolve
@@ -302,3 +303,40 @@ def paper_classifier(num_features: int, num_classes: int, pool_type: str, like, 
     global_pool.train(training)
     fc.train(training)
     return global_pool, fc
+
+
+class RelGraphModel(nn.Module):
+    """What every relational-graph family shares: its graph and timm's head and training API.
+
+    A family sets ``classifier_name`` (the attribute of its Linear head), calls ``_init_graph`` first in its
+    constructor, sets ``num_features`` and builds ``global_pool`` and the head with ``paper_classifier``."""
+
+    classifier_name = 'fc'
+
+    def _init_graph(self, graph: GraphSpec):
+        """Record the graph spec and its description; returns the networkx graph the layers follow."""
+        self.graph_spec = graph
+        G = graph.build()
+        self.graph_info = graph.describe(G)
+        self.grad_checkpointing = False
+        return G
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
+        return self.classifier_name if name_only else getattr(self, self.classifier_name)
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
+        self.global_pool, head = paper_classifier(self.num_features, num_classes, pool_type,
+                                                  next(self.parameters()), self.training)
+        setattr(self, self.classifier_name, head)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        return set()  # the paper decays every parameter

@@ -32,7 +32,7 @@ from timm.models._features import feature_take_indices
 from ..flops import GraphCounter, conv_macs, conv_out, linear_macs, match_widths
 from ..graphs import GraphSpec
 from ..layers import RelationalConv2d
-from ._relgraph import base_cfg, create_relgraph, family_tags, paper_classifier
+from ._relgraph import base_cfg, create_relgraph, family_tags, RelGraphModel
 
 __all__ = ['RelGraphCNN', 'cnn8_macs', 'cnn8_widths']
 
@@ -87,7 +87,7 @@ class ConvBnAct(nn.Sequential):
         self.act = nn.ReLU(inplace=True)
 
 
-class RelGraphCNN(nn.Module):
+class RelGraphCNN(RelGraphModel):
     """8-layer CNN whose six stage convs follow a relational graph."""
 
     def __init__(
@@ -112,10 +112,7 @@ class RelGraphCNN(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
-        self.grad_checkpointing = False
-        self.graph_spec = graph
-        G = graph.build()
-        self.graph_info = graph.describe(G)
+        G = self._init_graph(graph)
         if widths is None:
             widths = cnn8_widths(graph, match_flops)
         widths = tuple(int(w) for w in widths)
@@ -176,25 +173,6 @@ class RelGraphCNN(nn.Module):
             stem=r'^conv_stem|bn1',
             blocks=r'^stages\.(\d+)' if coarse else r'^stages\.(\d+)\.(\d+)',
         )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        self.global_pool, self.fc = paper_classifier(self.num_features, num_classes, pool_type,
-                                                     next(self.parameters()), self.training)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-
-    @torch.jit.ignore
-    def no_weight_decay(self):
-        return set()  # the paper decays every parameter
 
     def forward_intermediates(
             self,

@@ -44,7 +44,7 @@ from timm.models._features import feature_take_indices
 from ..flops import GraphCounter, conv_macs, conv_out, linear_macs, match_widths
 from ..graphs import GraphSpec
 from ..layers import RelationalConv2d
-from ._relgraph import base_cfg, create_relgraph, family_tags, paper_classifier
+from ._relgraph import base_cfg, create_relgraph, family_tags, RelGraphModel
 
 __all__ = ['RelGraphEfficientNet', 'efficientnet_b0_macs', 'efficientnet_b0_widths', 'MBConv']
 
@@ -154,8 +154,10 @@ class MBConv(nn.Module):
         return x
 
 
-class RelGraphEfficientNet(nn.Module):
+class RelGraphEfficientNet(RelGraphModel):
     """EfficientNet-B0 whose MBConv 1x1 expansion/projection convs follow a 16-node relational graph."""
+
+    classifier_name = 'classifier'
 
     def __init__(
             self,
@@ -179,10 +181,7 @@ class RelGraphEfficientNet(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
-        self.grad_checkpointing = False
-        self.graph_spec = graph
-        G = graph.build()
-        self.graph_info = graph.describe(G)
+        G = self._init_graph(graph)
         if widths is None:
             widths = efficientnet_b0_widths(graph, match_flops)
         widths = tuple(int(w) for w in widths)
@@ -252,25 +251,6 @@ class RelGraphEfficientNet(nn.Module):
                 (r'conv_head|bn2', (99999,)),
             ],
         )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        self.global_pool, self.classifier = paper_classifier(self.num_features, num_classes, pool_type,
-                                                             next(self.parameters()), self.training)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-
-    @torch.jit.ignore
-    def no_weight_decay(self):
-        return set()  # the paper decays every parameter
 
     def forward_intermediates(
             self,

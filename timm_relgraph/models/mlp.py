@@ -20,9 +20,9 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from ..flops import GraphCounter, linear_macs, match_widths
-from ..graphs import GraphSpec, complete_graph
+from ..graphs import GraphSpec
 from ..layers import RelationalLinear
-from ._relgraph import FAMILIES, base_cfg, create_relgraph, family_tags, paper_classifier
+from ._relgraph import base_cfg, create_relgraph, family_tags, RelGraphModel
 
 __all__ = ['RelGraphMLP', 'mlp5_macs', 'mlp5_widths']
 
@@ -58,7 +58,7 @@ def mlp5_widths(spec: GraphSpec, match_flops: bool = True, base_width: int = BAS
     return widths[0]
 
 
-class RelGraphMLP(nn.Module):
+class RelGraphMLP(RelGraphModel):
     """5-layer MLP whose three middle layers follow a relational graph."""
 
     def __init__(
@@ -83,10 +83,7 @@ class RelGraphMLP(nn.Module):
         self.in_chans = in_chans
         self.img_size = img_size
         self.drop_rate = drop_rate
-        self.grad_checkpointing = False
-        self.graph_spec = graph
-        G = graph.build()
-        self.graph_info = graph.describe(G)
+        G = self._init_graph(graph)
         in_features = in_chans * img_size[0] * img_size[1]
         if width is None:
             width = mlp5_widths(graph, match_flops, base_width)
@@ -136,24 +133,6 @@ class RelGraphMLP(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False):
         return dict(stem=r'^stem', blocks=r'^blocks\.(\d+)')
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        self.global_pool, self.fc = paper_classifier(self.width, num_classes, pool_type, self.stem[1].weight,
-                                                     self.training)
-
-    @torch.jit.ignore
-    def no_weight_decay(self):
-        return set()  # the paper decays every parameter
 
     def forward_intermediates(
             self,

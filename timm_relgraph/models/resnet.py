@@ -37,7 +37,7 @@ from timm.models._features import feature_take_indices
 from ..flops import GraphCounter, conv_macs, conv_out, linear_macs, match_widths
 from ..graphs import GraphSpec
 from ..layers import RelationalConv2d, is_relational
-from ._relgraph import base_cfg, create_relgraph, family_tags, paper_classifier
+from ._relgraph import base_cfg, create_relgraph, family_tags, RelGraphModel
 
 __all__ = ['RelGraphResNet', 'RESNET_FAMILIES', 'resnet_macs', 'resnet_widths', 'bottleneck_inner',
            'BasicBlock', 'SepBlock', 'Bottleneck']
@@ -220,7 +220,7 @@ class Bottleneck(nn.Module):
 BLOCKS = {'basic': BasicBlock, 'sep': SepBlock, 'bottleneck': Bottleneck}
 
 
-class RelGraphResNet(nn.Module):
+class RelGraphResNet(RelGraphModel):
     """ResNet whose block convs follow a relational graph (one graph shared by every relational layer).
 
     Args:
@@ -258,10 +258,7 @@ class RelGraphResNet(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
-        self.grad_checkpointing = False
-        self.graph_spec = graph
-        G = graph.build()
-        self.graph_info = graph.describe(G)
+        G = self._init_graph(graph)
         if widths is None:
             widths = resnet_widths(family, graph, match_flops)
         widths = tuple(int(w) for w in widths)
@@ -325,25 +322,6 @@ class RelGraphResNet(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, str]:
         return dict(stem=r'^conv1|bn1|maxpool', blocks=r'^stages\.(\d+)' if coarse else r'^stages\.(\d+)\.(\d+)')
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
-        return 'fc' if name_only else self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        self.global_pool, self.fc = paper_classifier(self.num_features, num_classes, pool_type, self.conv1.weight,
-                                                     self.training)
-        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-
-    @torch.jit.ignore
-    def no_weight_decay(self):
-        return set()  # the paper decays every parameter
 
     def forward_intermediates(
             self,
