@@ -52,7 +52,8 @@ def per_graph(rows) -> Dict[str, Dict[str, Any]]:
         rs = sorted(rs, key=lambda r: r['train_seed'])
         errors = np.array([r['error'] for r in rs])
         out[name] = dict(name=name, C=rs[0]['C'], L=rs[0]['L'], generator=rs[0]['generator'],
-                         graph_set=rs[0]['graph_set'], errors=errors, seeds=[r['train_seed'] for r in rs], mean=float(errors.mean()),
+                         graph_set=rs[0]['graph_set'], errors=errors, seeds=[r['train_seed'] for r in rs],
+                         mean=float(errors.mean()),
                          std=float(errors.std(ddof=1)) if len(errors) > 1 else 0.0, runs=len(rs),
                          params=int(float(rs[0]['params'])) if rs[0].get('params') else None,
                          macs=int(float(rs[0]['macs'])) if rs[0].get('macs') else None,
@@ -333,9 +334,17 @@ def analyze(full_path, out_dir, cheap_path=None, title='sweep', command: str = '
     return summary
 
 
+# The paper's claims (PAPER_FACTS / the paper's abstract), as judged by ``paper_claims``.
+SWEET_SPOT = '(1) a sweet spot of (C, L) beats the complete graph'
+SMOOTH = '(2) performance is a smooth function of C and L'
+ACROSS = '(3) this holds across tasks and datasets'
+CHEAP = '(4) the sweet spot can be found cheaply'
+BIOLOGY = '(5) the best graphs resemble biological networks'
+
+
 def paper_claims(s: Dict[str, Any], alpha: float = ALPHA) -> List[Dict[str, str]]:
     """The paper's five claims, each judged from this sweep's numbers alone: 'holds', 'partly', 'does not hold'
-    or 'not tested', with the evidence. The rules are fixed here, before looking at any particular table."""
+    or 'not tested', with the evidence. The rules live here, in one place, so every report applies the same ones."""
     out = []
 
     def claim(text, verdict, evidence):
@@ -343,7 +352,7 @@ def paper_claims(s: Dict[str, Any], alpha: float = ALPHA) -> List[Dict[str, str]
 
     b, c, v = s['best'], s['complete'], s['sweet_spot_vs_complete']
     if c is None:
-        claim('(1) a sweet spot of (C, L) beats the complete graph', 'not tested', 'no complete-graph runs')
+        claim(SWEET_SPOT, 'not tested', 'no complete-graph runs')
     else:
         p_best, p_spot = s['best_better_than_complete_p'], (v or {}).get('p_value')
         evidence = (f"best graph {b['mean']:.2f} +- {b['std']:.2f} vs complete {c['mean']:.2f} +- {c['std']:.2f} "
@@ -364,11 +373,11 @@ def paper_claims(s: Dict[str, Any], alpha: float = ALPHA) -> List[Dict[str, str]
             evidence += f'; the direction matches the paper but is not significant at {alpha}'
         else:
             verdict = 'does not hold'
-        claim('(1) a sweet spot of (C, L) beats the complete graph', verdict, evidence)
+        claim(SWEET_SPOT, verdict, evidence)
 
     m, e = s['smoothness'], s.get('graph_effect')
     if not m:
-        claim('(2) performance is a smooth function of C and L', 'not tested', 'too few graphs')
+        claim(SMOOTH, 'not tested', 'too few graphs')
     else:
         evidence = (f"error vs its {m['k']} nearest C-L neighbours: Pearson r = {m['pearson']:.2f} "
                     f"(p = {m['p_value']:.3g})")
@@ -388,10 +397,10 @@ def paper_claims(s: Dict[str, Any], alpha: float = ALPHA) -> List[Dict[str, str]
             evidence += '; significant but weak'
         else:
             verdict = 'does not hold'
-        claim('(2) performance is a smooth function of C and L', verdict, evidence)
+        claim(SMOOTH, verdict, evidence)
 
     first = out[0]['verdict']
-    claim('(3) this holds across tasks and datasets', first if first != 'not tested' else 'not tested',
+    claim(ACROSS, first if first != 'not tested' else 'not tested',
           "on this dataset, as far as claim (1) goes: "
           "the paper's datasets were CIFAR-10 and ImageNet, this sweep's is " + s['title'])
 
@@ -406,16 +415,16 @@ def paper_claims(s: Dict[str, Any], alpha: float = ALPHA) -> List[Dict[str, str]
         parts.append(f"epoch {last} vs final epoch: r = {ep[last]:.2f}")
         rs.append(ep[last])
     if not rs:
-        claim('(4) the sweet spot can be found cheaply', 'not tested', 'no cheap sweep and a single epoch')
+        claim(CHEAP, 'not tested', 'no cheap sweep and a single epoch')
     else:
         verdict = 'holds' if min(rs) >= 0.7 else 'partly' if max(rs) >= 0.7 else 'does not hold'
-        claim('(4) the sweet spot can be found cheaply', verdict,
+        claim(CHEAP, verdict,
               '; '.join(parts) + " (the paper: r = 0.90 for 52 graphs vs 3942, 0.93 for 3 vs 100 epochs; "
                                  "rule here: r >= 0.7)")
 
     cons = s['connectomes']
     if not cons:
-        claim('(5) the best graphs resemble biological networks', 'not tested', 'no connectome runs')
+        claim(BIOLOGY, 'not tested', 'no connectome runs')
     else:
         narrow = s['sweet_spot']['bins'] < s['sweet_spot']['of_bins']
         inside = [g['name'] for g in cons if g['in_sweet_spot']]
@@ -431,7 +440,7 @@ def paper_claims(s: Dict[str, Any], alpha: float = ALPHA) -> List[Dict[str, str]
             verdict = 'partly'
         else:
             verdict = 'does not hold'
-        claim('(5) the best graphs resemble biological networks', verdict, evidence)
+        claim(BIOLOGY, verdict, evidence)
     return out
 
 
