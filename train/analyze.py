@@ -158,13 +158,18 @@ PAPER_SWEET_SPOTS = {
 }
 
 
+def in_box(g: Dict[str, Any], box: Dict[str, Any]) -> bool:
+    """Whether graph ``g`` lies in ``box`` (``{'C': (lo, hi), 'L': (lo, hi)}``), bounds included."""
+    return box['C'][0] <= g['C'] <= box['C'][1] and box['L'][0] <= g['L'] <= box['L'][1]
+
+
 def family_of(names) -> Optional[str]:
     """The model family shared by ``relgraph_<family>_c<C>_l<L>`` names, or None."""
     families = {m.group(1) for m in (re.match(r'^relgraph_(.+?)_c[\d.]+_l[\d.]+$', n) for n in names) if m}
     return families.pop() if len(families) == 1 else None
 
 
-def paper_box_test(ws: List[Dict[str, Any]], family: Optional[str], alpha: float = ALPHA) -> Optional[Dict[str, Any]]:
+def paper_box_test(ws: List[Dict[str, Any]], family: Optional[str]) -> Optional[Dict[str, Any]]:
     """Is the paper's own sweet spot for this family (found on another dataset) better here than the rest of
     the grid? One-tailed Welch t-test on per-graph mean errors, a hypothesis fixed by the paper in advance."""
     box = PAPER_SWEET_SPOTS.get(family or '')
@@ -172,8 +177,7 @@ def paper_box_test(ws: List[Dict[str, Any]], family: Optional[str], alpha: float
         return None
     inside, outside = [], []
     for g in ws:
-        in_box = box['C'][0] <= g['C'] <= box['C'][1] and box['L'][0] <= g['L'] <= box['L'][1]
-        (inside if in_box else outside).append(g['mean'])
+        (inside if in_box(g, box) else outside).append(g['mean'])
     if len(inside) < 2 or len(outside) < 2:
         return None
     t = stats.ttest_ind(inside, outside, equal_var=False, alternative='less')
@@ -325,8 +329,7 @@ def analyze(full_path, out_dir, cheap_path=None, title='sweep', command: str = '
     smooth = neighbour_smoothness(graphs)
     by_epoch = epoch_correlations(graphs)
     cheap = cheap_vs_full(per_graph(load(cheap_path)), graphs) if cheap_path else None
-    inside = [g for g in ws.values() if spot['box']['C'][0] <= g['C'] <= spot['box']['C'][1]
-              and spot['box']['L'][0] <= g['L'] <= spot['box']['L'][1]]
+    inside = [g for g in ws.values() if in_box(g, spot['box'])]
     outside = [g for g in ws.values() if g not in inside]
 
     test_best = None
@@ -360,8 +363,7 @@ def analyze(full_path, out_dir, cheap_path=None, title='sweep', command: str = '
         complete_rank=ranked, paper_box=paper_box,
         cheap_vs_full=({k: v for k, v in cheap.items() if k not in ('names', 'cheap', 'full')} if cheap else None),
         connectomes=[dict(name=g['name'], C=g['C'], L=g['L'], mean=g['mean'], std=g['std'],
-                          in_sweet_spot=bool(spot['box']['C'][0] <= g['C'] <= spot['box']['C'][1] and
-                                             spot['box']['L'][0] <= g['L'] <= spot['box']['L'][1]))
+                          in_sweet_spot=in_box(g, spot['box']))
                      for g in connectomes],
     )
     summary['claims'] = paper_claims(summary)

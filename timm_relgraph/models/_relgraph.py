@@ -309,7 +309,8 @@ class RelGraphModel(nn.Module):
     """What every relational-graph family shares: its graph and timm's head and training API.
 
     A family sets ``classifier_name`` (the attribute of its Linear head), calls ``_init_graph`` first in its
-    constructor, sets ``num_features`` and builds ``global_pool`` and the head with ``paper_classifier``."""
+    constructor and sets ``num_features``, ``global_pool`` and the head; ``reset_classifier`` rebuilds the last
+    two with ``paper_classifier``."""
 
     classifier_name = 'fc'
 
