@@ -14,6 +14,8 @@ import timm_relgraph  # noqa: F401
 from timm_relgraph import hub
 from timm_relgraph.layers import GraphMismatchError
 
+from conftest import prefill_hf_cache
+
 NAME = 'relgraph_mlp5_c0.4_l2.0'
 KWARGS = dict(in_chans=1, img_size=8, num_classes=10)
 
@@ -62,20 +64,9 @@ def test_reload_local_dir_bit_identical(exported):
     assert torch.equal(model(x), again(x))
 
 
-def _prefill_hf_cache(folder: Path, cache: Path, repo_id: str) -> None:
-    commit = 'a' * 40
-    repo = cache / ('models--' + repo_id.replace('/', '--'))
-    snap = repo / 'snapshots' / commit
-    snap.mkdir(parents=True)
-    for f in folder.iterdir():
-        shutil.copy(f, snap / f.name)
-    (repo / 'refs').mkdir()
-    (repo / 'refs' / 'main').write_text(commit)
-
-
 def test_reload_hf_hub_offline_bit_identical(exported, tmp_path):
     model, folder = exported
-    _prefill_hf_cache(folder, tmp_path / 'hub', 'relgraph-test/mlp5')
+    prefill_hf_cache(folder, tmp_path / 'hub', 'relgraph-test/mlp5')
     x = torch.randn(3, 1, 8, 8)
     torch.save({'x': x, 'y': model(x).detach(), 'state': model.state_dict()}, tmp_path / 'ref.pt')
     code = f'''
@@ -96,7 +87,7 @@ print('identical')
 def test_published_name_loads_through_its_hf_hub_id(exported, tmp_path):
     """A name listed in PUBLISHED gets the hub id in its pretrained cfg: create_model(name, pretrained=True)."""
     model, folder = exported
-    _prefill_hf_cache(folder, tmp_path / 'hub', 'relgraph-test/published')
+    prefill_hf_cache(folder, tmp_path / 'hub', 'relgraph-test/published')
     x = torch.randn(3, 1, 8, 8)
     torch.save({'x': x, 'y': model(x).detach()}, tmp_path / 'ref.pt')
     code = f'''

@@ -1,8 +1,13 @@
-"""Relational-graph ResNets (ResNet-18/34, ResNet-34-sep, ResNet-50): structure, MACs, matching, timm API.
+"""Relational-graph ResNets (ResNet-18/34, ResNet-34-sep, ResNet-50) on timm's ResNet: structure, MACs,
+matching, timm API, and the complete graph being timm's own network.
 
 Forward/backward tests use small explicit stage widths (the matched widths make 10^8-parameter models); the
 matched widths themselves are checked analytically and on meta-device builds.
 """
+import os
+import subprocess
+import sys
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -11,23 +16,17 @@ import torch
 import torch.nn as nn
 
 import timm_relgraph  # noqa: F401  (registers the models)
-from timm_relgraph.catalogue import C_TOL, L_TOL, PAPER_BEST
+from timm_relgraph.catalogue import C_TOL, L_TOL
+from timm_relgraph.paper import BASELINE_MACS, PAPER_BEST
 from timm_relgraph.flops import GraphCounter, count_macs
 from timm_relgraph.graphs import GraphSpec, complete_graph, graph_stats
 from timm_relgraph.layers import GraphMismatchError, RelationalConv2d, is_relational
-from timm_relgraph.models._relgraph import family_tags
+from timm_relgraph.models._builder import family_tags
 from timm_relgraph.models.resnet import (
-    RESNET_FAMILIES, Bottleneck, RelGraphResNet, SepBlock, bottleneck_inner, resnet_macs, resnet_widths,
+    RESNET_FAMILIES, PaperBottleneck, RelGraphResNet, SepBlock, bottleneck_inner, resnet_macs, resnet_widths,
 )
 
 FAMILIES = list(RESNET_FAMILIES)
-# The paper's complete-graph MACs at 224x224, 1000 classes (ResNet-18 is ours: torchvision's 1.814 GMACs).
-BASELINE_MACS = {
-    'resnet18': 1_814_073_344,
-    'resnet34': 3_663_761_408,
-    'resnet34sep': 553_614_592,
-    'resnet50': 4_089_184_256,
-}
 # Widths of the authors' matcher re-run on the paper's best graphs (spec section 7), and our MACs for them.
 # graph2nn truncates each relational layer's float MAC count, so its ResNet-50 total is 4,090,273,322.
 PAPER_MATCH = {
@@ -77,6 +76,10 @@ def _small(name, **kwargs):
 
 def _relational_convs(model):
     return [m for m in model.modules() if isinstance(m, RelationalConv2d)]
+
+
+def _stage(model, i):
+    return getattr(model, f'layer{i + 1}')
 
 
 @pytest.mark.parametrize('family', FAMILIES)
@@ -142,7 +145,7 @@ def test_forward_backward(family, name):
     assert out.shape == (2, 7)
     out.square().sum().backward()
     convs = _relational_convs(model)
-    assert convs
+    assert bool(convs) != name.split('.')[0].endswith('_c1')  # the complete graph is the plain network
     for conv in convs:
         assert conv.weight.grad is not None and torch.isfinite(conv.weight.grad).all()
         # Masked-out weights get no gradient; kept ones do.
@@ -194,7 +197,7 @@ def test_which_layers_are_relational():
                                ('resnet34sep', {'conv_pw1', 'conv_pw2', 'downsample.0'}),
                                ('resnet50', {'conv1', 'conv2', 'conv3'})):
         model = _small(f'relgraph_{family}_c0.37_l2.28' if family != 'resnet50' else 'relgraph_resnet50_c0.63_l1.81')
-        block0 = model.stages[0][0]
+        block0 = model.layer1[0]
         found = {n for n, m in block0.named_modules() if is_relational(m)}
         assert found == relational, family
         assert block0.downsample is not None  # 64 -> 72 (or 256+) needs a projection
@@ -203,11 +206,12 @@ def test_which_layers_are_relational():
             assert type(block0.downsample[0]) is nn.Conv2d
         if family == 'resnet34sep':
             assert block0.conv_dw1.groups == 64 and block0.conv_dw1.stride == (1, 1)
-            assert model.stages[1][0].conv_dw1.stride == (2, 2) and model.stages[1][0].conv_dw1.groups == 72
+            assert model.layer2[0].conv_dw1.stride == (2, 2) and model.layer2[0].conv_dw1.groups == 72
 
 
 def test_sep_block_order_has_no_bn_between_depthwise_and_pointwise():
-    block = SepBlock(64, 72, 2, complete_graph(64))
+    block = SepBlock(64, 72, 2, downsample=nn.Sequential(nn.Conv2d(64, 72, 1, stride=2, bias=False),
+                                                         nn.BatchNorm2d(72)))
     names = [n for n, _ in block.named_children()]
     assert names[:7] == ['conv_dw1', 'conv_pw1', 'bn1', 'act1', 'conv_dw2', 'conv_pw2', 'bn2']
     x = torch.randn(1, 64, 8, 8)
@@ -219,13 +223,14 @@ def test_sep_block_order_has_no_bn_between_depthwise_and_pointwise():
 
 def test_bottleneck_inner_width_uses_bankers_rounding():
     assert bottleneck_inner(822) == 206 and bottleneck_inner(410) == 102 and bottleneck_inner(412) == 103
-    block = Bottleneck(256, 822, 2, complete_graph(64))
+    block = PaperBottleneck(256, 822, 2)
     assert block.conv2.in_channels == 206 and block.conv2.stride == (2, 2) and block.conv1.stride == (1, 1)
+    assert block.conv3.out_channels == 822
 
 
 def test_init_follows_paper():
     model = _small('relgraph_resnet34_c0.37_l2.28')
-    block = model.stages[1][0]
+    block = model.layer2[0]
     assert (block.bn2.weight == 0).all() and (block.bn1.weight == 1).all()
     assert (block.downsample[1].weight == 1).all()  # the shortcut BN is not zero-initialised
     assert (model.fc.bias == 0).all() and abs(model.fc.weight.std().item() - 0.01) < 0.002
@@ -234,10 +239,10 @@ def test_init_follows_paper():
     assert abs(conv.weight.std().item() / expected - 1) < 0.05
     assert abs(model.conv1.weight.std().item() / (2.0 / (49 * 64)) ** 0.5 - 1) < 0.05
     sep = _small('relgraph_resnet34sep_c0.37_l2.28')
-    dw = sep.stages[2][1].conv_dw2  # groups ignored: std sqrt(2 / (9 * C))
+    dw = sep.layer3[1].conv_dw2  # groups ignored: std sqrt(2 / (9 * C))
     assert abs(dw.weight.std().item() / (2.0 / (9 * dw.out_channels)) ** 0.5 - 1) < 0.1
     no_zero = _small('relgraph_resnet34_c0.37_l2.28', zero_init_last=False)
-    assert (no_zero.stages[1][0].bn2.weight == 1).all()
+    assert (no_zero.layer2[0].bn2.weight == 1).all()
 
 
 def test_features_only_and_intermediates():
@@ -262,7 +267,7 @@ def test_features_only_and_intermediates():
     early = model.forward_intermediates(x, indices=[0, 2], stop_early=True, intermediates_only=True)
     assert [tuple(t.shape) for t in early] == [(2, 64, 32, 32), (2, 272, 8, 8)]
     kept = model.prune_intermediate_layers([1, 2])
-    assert list(kept) == [1, 2] and len(model.stages) == 2 and model.num_features == 272
+    assert list(kept) == [1, 2] and len(model.layer3) == len(model.layer4) == 0 and model.num_features == 272
     assert model(x).shape == (2, 272, 8, 8)  # head pruned (timm: no pooling left)
     pruned_inter = model.forward_intermediates(x, indices=[1, 2], intermediates_only=True)
     assert torch.allclose(pruned_inter[1], early[1], atol=1e-5)
@@ -273,7 +278,7 @@ def test_head_api():
     x = torch.randn(2, 3, 32, 32)
     assert model.num_features == model.head_hidden_size == SMALL['resnet18'][-1]
     assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (2, SMALL['resnet18'][-1])
-    assert model.get_classifier() is model.fc and model.get_classifier(name_only=True) == 'fc'
+    assert model.get_classifier() is model.fc
     model.reset_classifier(3)
     assert model(x).shape == (2, 3)
     model.reset_classifier(0, '')
@@ -348,3 +353,72 @@ def test_bad_arguments():
 
 def complete_graph_spec():
     return GraphSpec('ws_flex', 64, 64.0, 0.0, 0)
+
+
+@pytest.mark.parametrize('family', ['resnet18', 'resnet34', 'resnet50'])
+def test_complete_graph_is_timms_network(family):
+    ref = timm.create_model(family).eval()
+    model = timm.create_model(f'relgraph_{family}_c1.0_l1.0').eval()
+    assert [(k, v.shape) for k, v in model.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
+    assert [type(m).__name__ for m in model.modules()][1:] == [
+        type(m).__name__ if not isinstance(m, (timm.models.resnet.BasicBlock, timm.models.resnet.Bottleneck))
+        else type(model.get_submodule(n)).__name__ for n, m in ref.named_modules()][1:]
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(model(x), ref(x))
+    assert not _relational_convs(model)
+    assert model.pretrained_cfg['hf_hub_id'] == timm.models.get_pretrained_cfg(family).hf_hub_id
+
+
+def test_complete_graph_pretrained_loads_timms_hub_weights_offline(tmp_path):
+    # timm's own resnet18 weights, as a networked machine would download them, from a pre-filled HF cache.
+    from safetensors.torch import save_file
+    from conftest import prefill_hf_cache
+
+    torch.manual_seed(3)
+    ref = timm.create_model('resnet18')
+    weights = tmp_path / 'weights'
+    weights.mkdir()
+    save_file(ref.state_dict(), str(weights / 'model.safetensors'))
+    hub_id = timm.models.get_pretrained_cfg('resnet18').hf_hub_id
+    prefill_hf_cache(weights, tmp_path / 'hub', hub_id)
+    x = torch.randn(2, 3, 64, 64)
+    torch.save({'x': x, 'y': ref.eval()(x).detach()}, tmp_path / 'ref.pt')
+    code = (
+        'import torch, timm, timm_relgraph\n'
+        f'ref = torch.load({str(tmp_path / "ref.pt")!r}, weights_only=True)\n'
+        'model = timm.create_model("relgraph_resnet18_c1.0_l1.0", pretrained=True).eval()\n'
+        'assert torch.equal(model(ref["x"]), ref["y"])\n'
+        'print("ok")\n')
+    env = dict(os.environ, HF_HUB_OFFLINE='1', HF_HUB_CACHE=str(tmp_path / 'hub'))
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == 'ok', out.stderr[-2000:]
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_timm_options_reach_the_model(family):
+    name = _names(family, 1)[0]
+    model = _small(name, drop_path_rate=0.1, act_layer='silu', num_classes=3).train()
+    blocks = [b for i in range(4) for b in _stage(model, i)]
+    assert blocks[-1].drop_path is not None and blocks[-1].drop_path.drop_prob == pytest.approx(0.1)
+    assert isinstance(blocks[0].act1, nn.SiLU)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    dilated = _small(name, output_stride=16).eval()
+    assert dilated.forward_features(torch.randn(1, 3, 64, 64)).shape[-1] == 4
+    with pytest.raises(TypeError, match='stem_type'):
+        _small(name, stem_type='deep')
+
+
+@pytest.mark.parametrize('pool', ['avg', 'max', 'avgmax', 'catavgmax'])
+def test_head_hidden_size_with_every_pool(pool):
+    model = _small('relgraph_resnet18_c0.37_l2.28', global_pool=pool).eval()
+    pre = model.forward_head(model.forward_features(torch.randn(2, 3, 32, 32)), pre_logits=True)
+    assert pre.shape == (2, model.head_hidden_size)
+
+
+def test_state_dict_keys_of_a_relational_model_are_timms_plus_graphs():
+    model = _small('relgraph_resnet34_c0.37_l2.28')
+    plain = timm.create_model('resnet34', channels=SMALL['resnet34'])
+    keys = set(model.state_dict())
+    assert keys - set(plain.state_dict()) == {k for k in keys if k.endswith('.graph')}
+    assert set(plain.state_dict()) <= keys

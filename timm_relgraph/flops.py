@@ -78,13 +78,13 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     def conv_hook(m: nn.Conv2d, inputs, output):
         kh, kw = m.kernel_size
         h, w = output.shape[-2:]
-        pairs = int(m.mask.sum()) if is_relational(m) else m.in_channels * m.out_channels // m.groups
+        pairs = m.kept_connections() if is_relational(m) else m.in_channels * m.out_channels // m.groups
         total[0] += pairs * kh * kw * h * w
         if m.bias is not None:
             total[0] += m.out_channels * h * w
 
     def linear_hook(m: nn.Linear, inputs, output):
-        pairs = int(m.mask.sum()) if is_relational(m) else m.in_features * m.out_features
+        pairs = m.kept_connections() if is_relational(m) else m.in_features * m.out_features
         total[0] += pairs * (output.numel() // output.shape[-1] // output.shape[0])
 
     handles = []
@@ -114,7 +114,7 @@ def count_params(model: nn.Module, effective: bool = False) -> int:
     for m in model.modules():
         for name, p in m.named_parameters(recurse=False):
             if effective and name == 'weight' and is_relational(m):
-                total += int(m.mask.sum()) * (p.numel() // (m.weight.shape[0] * m.weight.shape[1]))
+                total += m.kept_connections() * (p.numel() // (m.weight.shape[0] * m.weight.shape[1]))
             else:
                 total += p.numel()
     return total

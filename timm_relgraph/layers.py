@@ -9,8 +9,9 @@ there is one strategy, ``'dense'``: multiply the weight by the mask and call the
 compute, as in the paper). A faster block-sparse kernel can be added as another strategy.
 """
 
+import fnmatch
 import math
-from typing import Union
+from typing import Callable, Iterable, Union
 
 import networkx as nx
 import numpy as np
@@ -18,10 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .masks import fit_graph, node_adjacency, node_of_channel
+from .masks import fit_graph, node_adjacency, node_channel_sizes, node_of_channel
 
-__all__ = ['RelationalLinear', 'RelationalConv2d', 'is_relational', 'fold_masks', 'EXECUTION_STRATEGIES',
-           'GraphMismatchError']
+__all__ = ['RelationalLinear', 'RelationalConv2d', 'is_relational', 'relationalize', 'fold_masks',
+           'EXECUTION_STRATEGIES', 'GraphMismatchError']
 
 EXECUTION_STRATEGIES = ('dense',)
 
@@ -88,11 +89,13 @@ class _RelationalMixin:
     @property
     def density(self) -> float:
         """Fraction of weights the graph keeps (the paper's flops_scale)."""
-        return float(self.mask.sum()) / (self.in_channels_ * self.out_channels_)
+        return self.kept_connections() / (self.in_channels_ * self.out_channels_)
 
     def kept_connections(self) -> int:
-        """Number of (out, in) channel pairs that the mask keeps."""
-        return int(self.mask.sum())
+        """Number of (out, in) channel pairs that the mask keeps (from the CPU graph: works on any device)."""
+        n = self._adjacency.shape[0]
+        A = self._adjacency.numpy().astype(np.int64)
+        return int(node_channel_sizes(self.out_channels_, n) @ A @ node_channel_sizes(self.in_channels_, n))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -144,11 +147,12 @@ class RelationalConv2d(_RelationalMixin, nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, graph: Union[nx.Graph, torch.Tensor],
                  stride=1, padding=0, dilation=1, bias: bool = False, execution: str = 'dense',
-                 device=None, dtype=None):
+                 padding_mode: str = 'zeros', device=None, dtype=None):
         self.in_channels_, self.out_channels_ = in_channels, out_channels
         self._graph_ready = False
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=1, bias=bias, device=device, dtype=dtype)
+                         dilation=dilation, groups=1, bias=bias, padding_mode=padding_mode, device=device,
+                         dtype=dtype)
         self._init_graph(graph, execution, device)
         self._graph_ready = True
         self.reset_parameters()
@@ -157,10 +161,7 @@ class RelationalConv2d(_RelationalMixin, nn.Conv2d):
         if not getattr(self, '_graph_ready', False):
             return  # nn.Conv2d calls this before the graph exists; initialised once the mask is known
         kh, kw = self.kernel_size
-        if self.mask.is_meta:
-            density = 1.0
-        else:
-            density = max(self.density, 1e-12)
+        density = max(self.density, 1e-12)
         nn.init.normal_(self.weight, std=math.sqrt(2.0 / (kh * kw * self.out_channels * density)))
         if self.bias is not None:
             nn.init.zeros_(self.bias)
@@ -199,4 +200,68 @@ def fold_masks(model: nn.Module) -> nn.Module:
             plain.bias.copy_(child.bias)
         plain.train(child.training)
         setattr(model, name, plain)
+    return model
+
+
+LayerSelector = Union[str, Iterable[str], Callable[[str, nn.Module], bool]]
+
+
+def _selector(layers: LayerSelector) -> Callable[[str, nn.Module], bool]:
+    if callable(layers):
+        return layers
+    patterns = [layers] if isinstance(layers, str) else list(layers)
+    if not patterns or not all(isinstance(p, str) for p in patterns):
+        raise ValueError(f'layers must be module names / fnmatch patterns or a predicate, got {layers!r}')
+    return lambda name, module: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _is_complete(graph: Union[nx.Graph, torch.Tensor]) -> bool:
+    if isinstance(graph, torch.Tensor):
+        return bool(graph.bool().all())
+    n = graph.number_of_nodes()
+    return graph.number_of_edges() - nx.number_of_selfloops(graph) == n * (n - 1) // 2
+
+
+@torch.no_grad()
+def relationalize(model: nn.Module, graph: Union[nx.Graph, torch.Tensor], layers: LayerSelector,
+                  init: str = 'keep', execution: str = 'dense') -> nn.Module:
+    """Turn chosen ``nn.Linear`` / ``nn.Conv2d`` layers of any model into relational layers on ``graph``.
+
+    The inverse of :func:`fold_masks`. ``layers`` selects modules by qualified name: a name, an fnmatch
+    pattern (``'layer*.*.conv?'``), a list of them, or a predicate ``(name, module) -> bool``. Only plain
+    ``nn.Linear`` and ``nn.Conv2d`` with ``groups=1`` can be converted (subclasses with their own forward, such
+    as timm's ``Conv2dSame``, are refused). ``init='keep'`` keeps each layer's weights on the kept blocks (a
+    pretrained model masked by the graph); ``init='paper'`` draws the paper's initialisation instead.
+    The complete graph keeps every weight, so on it the layers stay the plain modules. Works in place and
+    returns ``model``; a selector that matches no layer is an error.
+    """
+    if init not in ('keep', 'paper'):
+        raise ValueError(f"init must be 'keep' or 'paper', got {init!r}")
+    selected = _selector(layers)
+    chosen = [(name, m) for name, m in model.named_modules() if name and selected(name, m)]
+    if not chosen:
+        raise ValueError(f'no module of {type(model).__name__} matches layers={layers!r}')
+    for name, m in chosen:
+        if type(m) not in (nn.Linear, nn.Conv2d) or getattr(m, 'groups', 1) != 1:
+            kind = type(m).__name__ + (f' with groups={m.groups}' if isinstance(m, nn.Conv2d) else '')
+            raise ValueError(f"'{name}' is a {kind}; only nn.Linear and nn.Conv2d with groups=1 can be relational")
+    if _is_complete(graph):
+        return model
+    for name, old in chosen:
+        parent_name, _, attr = name.rpartition('.')
+        parent = model.get_submodule(parent_name) if parent_name else model
+        dd = dict(device=old.weight.device, dtype=old.weight.dtype)
+        if isinstance(old, nn.Linear):
+            new = RelationalLinear(old.in_features, old.out_features, graph, bias=old.bias is not None,
+                                   execution=execution, **dd)
+        else:
+            new = RelationalConv2d(old.in_channels, old.out_channels, old.kernel_size, graph, stride=old.stride,
+                                   padding=old.padding, dilation=old.dilation, bias=old.bias is not None,
+                                   execution=execution, padding_mode=old.padding_mode, **dd)
+        if init == 'keep' and not old.weight.is_meta:
+            new.weight.copy_(old.weight * new.mask)
+            if old.bias is not None:
+                new.bias.copy_(old.bias)
+        new.train(old.training)
+        setattr(parent, attr, new)
     return model

@@ -16,7 +16,6 @@ import argparse
 import csv
 import json
 import math
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +23,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy import stats
+
+from timm_relgraph.names import family_of
+from timm_relgraph.paper import PAPER_SWEET_SPOTS
 
 C_EDGES = np.linspace(0.0, 1.0, 16)
 L_EDGES = np.linspace(1.0, 4.5, 16)
@@ -148,25 +150,9 @@ def complete_rank(ws: List[Dict[str, Any]], complete: Dict[str, Any]) -> Optiona
                 p_value=float(dist[total - offset:].sum()))
 
 
-# The paper's sweet spots (PAPER_FACTS), found on CIFAR-10 (MLP) and ImageNet (the rest): family -> C, L ranges.
-PAPER_SWEET_SPOTS = {
-    'mlp5': dict(C=(0.10, 0.50), L=(1.82, 2.75)),
-    'resnet34': dict(C=(0.10, 0.64), L=(1.58, 2.52)),
-    'resnet50': dict(C=(0.43, 0.70), L=(1.57, 2.28)),
-    'efficientnet_b0': dict(C=(0.12, 0.70), L=(1.41, 2.31)),
-    'cnn8': dict(C=(0.30, 0.70), L=(1.57, 2.75)),
-}
-
-
 def in_box(g: Dict[str, Any], box: Dict[str, Any]) -> bool:
     """Whether graph ``g`` lies in ``box`` (``{'C': (lo, hi), 'L': (lo, hi)}``), bounds included."""
     return box['C'][0] <= g['C'] <= box['C'][1] and box['L'][0] <= g['L'] <= box['L'][1]
-
-
-def family_of(names) -> Optional[str]:
-    """The model family shared by ``relgraph_<family>_c<C>_l<L>`` names, or None."""
-    families = {m.group(1) for m in (re.match(r'^relgraph_(.+?)_c[\d.]+_l[\d.]+$', n) for n in names) if m}
-    return families.pop() if len(families) == 1 else None
 
 
 def paper_box_test(ws: List[Dict[str, Any]], family: Optional[str]) -> Optional[Dict[str, Any]]:

@@ -34,9 +34,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from timm_relgraph.catalogue import paper_grid, PAPER_BEST  # noqa: E402
+from timm_relgraph.catalogue import paper_grid  # noqa: E402
 from timm_relgraph.graphs import GraphSpec, graph_stats  # noqa: E402
-from timm_relgraph.models._relgraph import BEST_OF, FAMILIES, model_name, spec_for_name  # noqa: E402
+from timm_relgraph.models import spec_for_name  # noqa: E402
+from timm_relgraph.names import format_name, parse_name, RelgraphNameError  # noqa: E402
+from timm_relgraph.paper import FAMILIES, best_graph  # noqa: E402
 
 COLUMNS = ['run_id', 'graph_set', 'name', 'generator', 'n', 'k', 'p', 'seed', 'C', 'L', 'params', 'macs',
            'top1', 'top5', 'top1_by_epoch', 'epochs', 'train_seed', 'wall_time']
@@ -65,8 +67,7 @@ def graph_set(family: str, names: str) -> List[Dict[str, Any]]:
         G = spec.build()
         C, L = graph_stats(G)
         items.append(dict(set=set_name, spec=spec, C=C, L=L,
-                          name=label or (model_name(family, C, L) if not spec.is_complete else
-                                         f'relgraph_{family}_c1.0_l1.0')))
+                          name=label or format_name(family, 1.0 if spec.is_complete else C, L)))
 
     grid = paper_grid(n)
     for token in [t.strip() for t in names.split(',') if t.strip()]:
@@ -79,15 +80,15 @@ def graph_set(family: str, names: str) -> List[Dict[str, Any]]:
         elif token == 'complete':
             add('complete', GraphSpec('ws_flex', n, float(n), 0.0, 0))
         elif token == 'best':
-            add('best', PAPER_BEST[BEST_OF.get(family, family)], f'relgraph_{family}')
+            add('best', best_graph(family), f'relgraph_{family}')
         elif token == 'connectomes':
             for cname in ('mcwhole', 'mcvisual', 'cat'):
                 add('connectomes', GraphSpec('connectome', name=cname), cname)
         else:
             lines = Path(token[1:]).read_text().split() if token.startswith('@') else [token]
             for line in lines:
-                if not line.startswith(f'relgraph_{family}'):
-                    raise ValueError(f'{line!r} is not a relgraph_{family} model name')
+                if parse_name(line).family != family:
+                    raise RelgraphNameError(f'{line!r} is not a relgraph_{family} model name')
                 add('names', spec_for_name(line), line)
     unique, seen = [], set()
     for item in items:

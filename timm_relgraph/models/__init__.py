@@ -1,8 +1,14 @@
 """Relational-graph model families, registered with timm on import."""
-from ._relgraph import FAMILIES, RelgraphNameError, explain_name, graph_for, install_name_errors, model_name
+from ..names import RelgraphNameError
+from ..paper import FAMILIES
+from ._builder import RelGraphMixin, explain_name, graph_for, spec_for_name
+from ._patch import install_name_errors
 from .mlp import RelGraphMLP
 from .cnn import RelGraphCNN
 from .resnet import RelGraphResNet
-from .efficientnet import RelGraphEfficientNet
+try:  # TEMPORARY while efficientnet.py is rewritten
+    from .efficientnet import RelGraphEfficientNet
+except ImportError:
+    pass
 
 install_name_errors()

@@ -11,55 +11,71 @@ Input size and channels are configurable (``in_chans=1, img_size=28`` for Fashio
 (default 512, the paper's) narrows the whole MLP for cheap experiments.
 """
 from functools import lru_cache
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import create_classifier
-from timm.models import checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
+from timm.models import generate_default_cfgs, register_model
 
 from ..flops import GraphCounter, linear_macs, match_widths
 from ..graphs import GraphSpec
-from ..layers import RelationalLinear
-from ._relgraph import base_cfg, create_relgraph, family_tags, RelGraphModel
+from ..layers import relationalize
+from ..paper import COARSE_ROUNDS, MATCH_SETTING
+from ._base import RelGraphNet, check_no_drop_path
+from ._builder import base_cfg, create_relgraph, family_tags
 
-__all__ = ['RelGraphMLP', 'mlp5_macs', 'mlp5_widths']
+__all__ = ['RelGraphMLP', 'LinearBlock', 'mlp5_macs', 'mlp5_widths']
 
-FIRST_WIDTH = 512
 BASE_WIDTH = 512
 NUM_RELATIONAL = 3
-COARSE_ROUNDS = 15  # the paper's matcher uses 15 coarse rounds on CIFAR
+
+
+class LinearBlock(nn.Sequential):
+    """Linear + BN + ReLU; in the MLP's three middle layers the Linear is relational."""
+
+    def __init__(self, dim_in: int, dim_out: int, device=None, dtype=None):
+        super().__init__()
+        self.fc = nn.Linear(dim_in, dim_out, bias=False, device=device, dtype=dtype)
+        self.bn = nn.BatchNorm1d(dim_out, device=device, dtype=dtype)
+        self.act = nn.ReLU(inplace=True)
+
+    @staticmethod
+    def complexity(dim_in: int, dim_out: int, counter: Optional[GraphCounter] = None) -> int:
+        return linear_macs(dim_in, dim_out, counter)
 
 
 def mlp5_macs(width: int, counter: GraphCounter, in_features: int, num_classes: int,
-              first_width: int = FIRST_WIDTH) -> int:
-    """MACs of the 5-layer MLP with relational hidden ``width`` (analytic, no model built)."""
-    macs = linear_macs(in_features, first_width)
-    macs += linear_macs(first_width, width, counter)
-    macs += (NUM_RELATIONAL - 1) * linear_macs(width, width, counter)
+              first_width: int = BASE_WIDTH) -> int:
+    """MACs of the 5-layer MLP with relational hidden ``width``: its blocks' own complexity + the classifier."""
+    macs = LinearBlock.complexity(in_features, first_width)
+    dim_in = first_width
+    for _ in range(NUM_RELATIONAL):
+        macs += LinearBlock.complexity(dim_in, width, counter)
+        dim_in = width
     return macs + linear_macs(width, max(num_classes, 0))
 
 
 @lru_cache(maxsize=256)
 def mlp5_widths(spec: GraphSpec, match_flops: bool = True, base_width: int = BASE_WIDTH) -> int:
-    """Hidden width for a graph: the smallest width whose MACs reach the complete-graph MLP's.
-
-    Matched on the paper's CIFAR-10 setting (3x32x32 input, 10 classes) whatever the runtime input size and
-    classes, so that weights stay loadable under a new head or input (the dense stem cancels out anyway).
-    """
+    """Hidden width for a graph: the smallest width whose MACs reach the complete-graph MLP's, in the paper's
+    CIFAR-10 setting (3x32x32, 10 classes) whatever the runtime input and head."""
     if not match_flops or spec.is_complete:
         return base_width
-    in_features, num_classes = 3 * 32 * 32, 10
-    baseline = mlp5_macs(base_width, GraphCounter(None), in_features, num_classes, base_width)
+    in_chans, size, classes = MATCH_SETTING['mlp5']
+    in_features = in_chans * size * size
+    baseline = mlp5_macs(base_width, GraphCounter(None), in_features, classes, base_width)
     counter = GraphCounter(spec.build())
-    widths, _ = match_widths(lambda w: mlp5_macs(w[0], counter, in_features, num_classes, base_width),
-                             [base_width], baseline, coarse_rounds=COARSE_ROUNDS)
+    widths, _ = match_widths(lambda w: mlp5_macs(w[0], counter, in_features, classes, base_width),
+                             [base_width], baseline, coarse_rounds=COARSE_ROUNDS['mlp5'])
     return widths[0]
 
 
-class RelGraphMLP(RelGraphModel):
-    """5-layer MLP whose three middle layers follow a relational graph."""
+class RelGraphMLP(RelGraphNet):
+    """5-layer MLP whose three middle layers follow a relational graph.
+
+    Its features are hidden vectors, served as ``[B, C, 1, 1]`` maps that cover the whole image (reduction =
+    image size), so timm's pooling, heads and feature API apply unchanged.
+    """
 
     def __init__(
             self,
@@ -71,125 +87,50 @@ class RelGraphMLP(RelGraphModel):
             width: Optional[int] = None,
             base_width: int = BASE_WIDTH,
             drop_rate: float = 0.0,
+            drop_path_rate: Optional[float] = None,
             global_pool: str = 'avg',
             execution: str = 'dense',
             device=None,
             dtype=None,
     ):
         super().__init__()
+        check_no_drop_path('mlp5', drop_path_rate)
         dd = dict(device=device, dtype=dtype)
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        self.num_classes = num_classes
-        self.in_chans = in_chans
-        self.img_size = img_size
-        self.drop_rate = drop_rate
-        G = self._init_graph(graph)
+        self.in_chans, self.img_size = in_chans, img_size
+        G = self._setup_graph(graph)
         in_features = in_chans * img_size[0] * img_size[1]
-        if width is None:
-            width = mlp5_widths(graph, match_flops, base_width)
-        self.width = width
+        self.width = width = int(width if width is not None else mlp5_widths(graph, match_flops, base_width))
         first = base_width  # the dense first layer keeps the complete graph's width
-        # MACs at this model's own input size and classes, and of its complete-graph counterpart
         self.macs = mlp5_macs(width, GraphCounter(G), in_features, num_classes, first)
         self.baseline_macs = mlp5_macs(base_width, GraphCounter(None), in_features, num_classes, first)
-        self.num_features = self.head_hidden_size = width
 
-        self.stem = nn.Sequential(
-            nn.Flatten(1),
-            nn.Linear(in_features, first, bias=False, **dd),
-            nn.BatchNorm1d(first, **dd),
-            nn.ReLU(inplace=True),
-        )
-        blocks = []
-        dim_in = first
-        for _ in range(NUM_RELATIONAL):
-            blocks.append(nn.Sequential(
-                RelationalLinear(dim_in, width, G, bias=False, execution=execution, **dd),
-                nn.BatchNorm1d(width, **dd),
-                nn.ReLU(inplace=True),
-            ))
-            dim_in = width
-        self.blocks = nn.Sequential(*blocks)
-        # An MLP has no spatial maps: its features are hidden vectors, served as [B, C, 1, 1] maps that cover
-        # the whole image (reduction = image size), so timm's pooling, heads and feature API apply unchanged.
-        self.global_pool, self.fc = create_classifier(width, num_classes, pool_type=global_pool, **dd)
-        self.head_drop = nn.Dropout(drop_rate)
+        self.stem = nn.Sequential(nn.Flatten(1), LinearBlock(in_features, first, **dd))
+        self.stages = nn.Sequential(*[LinearBlock(first if i == 0 else width, width, **dd)
+                                      for i in range(NUM_RELATIONAL)])
         reduction = max(img_size)
         self.feature_info = [dict(num_chs=first, reduction=reduction, module='stem')] + [
-            dict(num_chs=width, reduction=reduction, module=f'blocks.{i}') for i in range(NUM_RELATIONAL)]
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # The paper's init: every Linear (relational ones included) N(0, 0.01), zero bias; BN gamma 1, beta 0.
+            dict(num_chs=width, reduction=reduction, module=f'stages.{i}') for i in range(NUM_RELATIONAL)]
+        self.num_features = width
+        # The paper's init: every Linear N(0, 0.01), zero bias (BN stays 1 / 0).
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm1d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self._init_head(num_classes, global_pool, drop_rate, **dd)
+        relationalize(self, G, 'stages.*.fc', init='paper', execution=execution)
 
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False):
-        return dict(stem=r'^stem', blocks=r'^blocks\.(\d+)')
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Hidden vectors of the stem (index 0) and the relational layers (1..3), as ``[B, C, 1, 1]``."""
-        assert output_fmt == 'NCHW', 'Output shape must be NCHW.'
-        take_indices, max_index = feature_take_indices(len(self.blocks) + 1, indices)
-        intermediates = []
+    def forward_stem(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = self.stem(x)
-        if 0 in take_indices:
-            intermediates.append(x[:, :, None, None])
-        last = max_index if stop_early else len(self.blocks)
-        for i, block in enumerate(self.blocks):
-            if i >= last:
-                break
-            x = block(x)
-            if i + 1 in take_indices:
-                intermediates.append(x[:, :, None, None])
-        if intermediates_only:
-            return intermediates
-        return x, intermediates
+        return x, x
 
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True) -> List[int]:
-        take_indices, max_index = feature_take_indices(len(self.blocks) + 1, indices)
-        self.blocks = self.blocks[:max_index]
-        if prune_head:
-            self.reset_classifier(0, '')
-        return take_indices
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.blocks, x)
-        else:
-            x = self.blocks(x)
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, :, None, None]
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x)
-        x = self.head_drop(x)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def _cfg(**kwargs):
     return base_cfg(
         num_classes=10, input_size=(3, 32, 32), pool_size=(1, 1), fixed_input_size=True, crop_pct=1.0,
-        mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), first_conv='stem.1', classifier='fc',
+        mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), first_conv='stem.1.fc', classifier='fc',
         **kwargs)
 
 
