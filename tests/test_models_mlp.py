@@ -10,7 +10,7 @@ from timm_relgraph.flops import count_macs
 from timm_relgraph.graphs import graph_from_adjacency, graph_stats
 from timm_relgraph.layers import GraphMismatchError, RelationalLinear
 from timm_relgraph.models import RelgraphNameError
-from timm_relgraph.models._relgraph import family_tags
+from timm_relgraph.models._builder import family_tags
 
 MLP_BASELINE = 2_364_416
 
@@ -46,7 +46,7 @@ def test_forward_backward_fashion_mnist_shape():
     out = model(x)
     assert out.shape == (4, 10)
     out.sum().backward()
-    layer = model.blocks[0][0]
+    layer = model.stages[0].fc
     # gradients reach only the weights the graph keeps
     assert torch.all(layer.weight.grad[layer.mask == 0] == 0)
     assert layer.weight.grad[layer.mask == 1].abs().sum() > 0
@@ -59,13 +59,13 @@ def test_graph_and_args_recorded_for_export():
     json.dumps(model.pretrained_cfg)
     assert model._model_args['graph'] == {k: graph[k] for k in ('generator', 'n', 'k', 'p', 'seed')}
     again = timm.create_model('relgraph_mlp5_c0', **model._model_args)
-    assert torch.equal(again.blocks[0][0].graph, model.blocks[0][0].graph)
+    assert torch.equal(again.stages[0].fc.graph, model.stages[0].fc.graph)
 
 
 def test_explicit_graph_and_c_l_kwargs():
     a = timm.create_model('relgraph_mlp5_c0', c=0.4, l=2.0)
     b = timm.create_model('relgraph_mlp5_c0.4_l2.0')
-    assert torch.equal(a.blocks[1][0].graph, b.blocks[1][0].graph)
+    assert torch.equal(a.stages[1].fc.graph, b.stages[1].fc.graph)
     c = timm.create_model('relgraph_mlp5', graph=dict(n=64, k=8.19, p=0.128, seed=4))
     assert c.width == 1522
     with pytest.raises(RelgraphNameError, match='not the requested'):
@@ -93,11 +93,14 @@ def test_list_models_shows_tagged_grid():
     ('relgraph_resnet34_c0.2_l1.5', 'nearest valid names: relgraph_resnet34_c'),
     ('relgraph_resnet34_cx_l2', 'malformed C/L'),
     ('relgraph_resnet99_c0.4_l2.0', "unknown relgraph family 'resnet99'"),
-    ('relgraph_mlp5_c-0.2_l2.0', 'C must lie in [0, 1]'),
-    ('relgraph_mlp5_cnan_l2.0', 'C must lie in [0, 1]'),
-    ('relgraph_mlp5_c0.nan_l2', 'malformed relational-graph name'),
+    ('relgraph_mlp5_c-0.2_l2.0', 'malformed C/L'),
+    ('relgraph_mlp5_cnan_l2.0', 'malformed C/L'),
+    ('relgraph_mlp5_c0.nan_l2', 'malformed C/L'),
     ('relgraph_mlp5_c0.4_l0.5', 'L be >= 1'),
-    ('relgraph_mlp5_c1.5_l2.0', 'C (clustering) must lie in [0, 1]'),
+    ('relgraph_mlp5_c1.5_l2.0', 'C must lie in [0, 1]'),
+    ('relgraph_mlp5_c0.4_l2.0\n', 'malformed C/L'),
+    ('relgraph_mlp5.garbage', 'malformed'),
+    ('relgraph_mlp5._c0.63_l3.62', 'malformed'),
 ])
 def test_bad_names_explain_themselves(name, expected):
     with pytest.raises(ValueError) as err:
@@ -132,4 +135,38 @@ def test_meta_build_then_to_empty_and_load():
     empty.load_state_dict(ref.state_dict())  # graph buffers restored: no false mismatch
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(empty.eval()(x), ref(x))
-    assert ref.half().blocks[0][0].mask.dtype == torch.float16
+    assert ref.half().stages[0].fc.mask.dtype == torch.float16
+
+
+@pytest.mark.parametrize('pool', ['avg', 'max', 'avgmax', 'catavgmax'])
+def test_head_hidden_size_with_every_pool(pool):
+    model = timm.create_model('relgraph_mlp5', global_pool=pool).eval()
+    pre = model.forward_head(model.forward_features(torch.randn(2, 3, 32, 32)), pre_logits=True)
+    assert pre.shape == (2, model.head_hidden_size)
+    model.reset_classifier(4, 'catavgmax')
+    assert model.head_hidden_size == 2 * model.num_features and model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
+
+
+@pytest.mark.parametrize('indices, width', [([0], 512), ([1], 1522), (2, 1522)])
+def test_prune_updates_num_features(indices, width):
+    model = timm.create_model('relgraph_mlp5').eval()
+    model.prune_intermediate_layers(indices)
+    assert model.num_features == model.head_hidden_size == width
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, width, 1, 1)
+
+
+def test_drop_rate_works_and_drop_path_is_refused_with_a_reason():
+    model = timm.create_model('relgraph_mlp5', drop_rate=0.5).train()
+    assert model.head_drop.p == 0.5
+    x = torch.randn(4, 3, 32, 32)
+    assert not torch.equal(model.forward_head(model.forward_features(x), pre_logits=True),
+                           model.eval().forward_head(model.forward_features(x), pre_logits=True))
+    timm.create_model('relgraph_mlp5', drop_path_rate=0.0)
+    with pytest.raises(ValueError, match='no residual'):
+        timm.create_model('relgraph_mlp5', drop_path_rate=0.1)
+
+
+def test_complete_graph_is_a_plain_mlp():
+    model = timm.create_model('relgraph_mlp5_c1.0_l1.0')
+    assert not [m for m in model.modules() if isinstance(m, RelationalLinear)]
+    assert model.num_params() == sum(p.numel() for p in model.parameters())
