@@ -92,9 +92,9 @@ def test_published_name_loads_through_its_hf_hub_id(exported, tmp_path):
     torch.save({'x': x, 'y': model(x).detach()}, tmp_path / 'ref.pt')
     code = f'''
 import torch, timm, timm_relgraph
-from timm_relgraph.models import _relgraph
+from timm_relgraph.models import _builder
 ref = torch.load({str(tmp_path / 'ref.pt')!r}, weights_only=True)
-_relgraph.PUBLISHED[('mlp5', {model.pretrained_cfg['tag']!r})] = 'relgraph-test/published'
+_builder.PUBLISHED[('mlp5', {model.pretrained_cfg['tag']!r})] = 'relgraph-test/published'
 m = timm.create_model({NAME!r}, pretrained=True, **{KWARGS!r}).eval()
 assert m.pretrained_cfg['hf_hub_id'] == 'relgraph-test/published'
 assert torch.equal(m(ref['x']), ref['y'])

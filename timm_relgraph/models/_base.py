@@ -51,7 +51,7 @@ class RelGraphNet(RelGraphMixin, nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False):
-        return dict(stem=r'^(stem|conv_stem|bn1)', blocks=r'^stages\.(\d+)')
+        return dict(stem=r'^(?:stem|conv_stem|bn1)', blocks=r'^stages\.(\d+)')
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
