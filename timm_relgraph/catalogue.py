@@ -24,11 +24,11 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from .graphs import GraphSpec, _is_connected, _ws_flex_edges, fast_graph_stats, MAX_CONNECT_TRIES
-from .paper import C_BINS, CENTRE, COARSE, K_STEPS, L_BINS, MIN_K_OVER_N, P_STEPS, PAPER_BEST, SHUFFLE_SEED
+from .paper import C_BINS, CENTRE, COARSE, K_STEPS, L_BINS, MIN_K_OVER_N, P_STEPS, SHUFFLE_SEED
 
 __all__ = [
     'CatalogueEntry', 'load_catalogue', 'resolve', 'nearest', 'build_catalogue', 'write_catalogue',
-    'paper_grid', 'PAPER_BEST', 'C_TOL', 'L_TOL', 'DATA_DIR', 'catalogue_path',
+    'paper_grid', 'C_TOL', 'L_TOL', 'DATA_DIR', 'catalogue_path',
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / 'data'

@@ -11,7 +11,8 @@ __all__ = ['main']
 
 
 def _cmd_graph(args) -> int:
-    from .catalogue import resolve, PAPER_BEST
+    from .catalogue import resolve
+    from .paper import PAPER_BEST
     from .graphs import GraphSpec, connectome
 
     if args.connectome:
@@ -69,7 +70,8 @@ def plot_catalogue(path: str, n: int = 64) -> str:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from .catalogue import PAPER_BEST, load_catalogue, paper_grid
+    from .catalogue import load_catalogue, paper_grid
+    from .paper import PAPER_BEST
     from .graphs import graph_stats
 
     entries = load_catalogue(n)
