@@ -106,18 +106,10 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     return total[0]
 
 
-def count_params(model: nn.Module, effective: bool = False) -> int:
-    """Parameter count; with ``effective``, relational weights count only the entries their mask keeps."""
-    from .layers import is_relational
-
-    total = 0
-    for m in model.modules():
-        for name, p in m.named_parameters(recurse=False):
-            if effective and name == 'weight' and is_relational(m):
-                total += m.kept_connections() * (p.numel() // (m.weight.shape[0] * m.weight.shape[1]))
-            else:
-                total += p.numel()
-    return total
+def count_params(model: nn.Module, effective: bool = True) -> int:
+    """Parameter count. Relational layers hold only the weights their graph keeps, so this is the paper's
+    count (``effective`` is kept for callers of the earlier dense-masked layers; both give the same)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def _rescale(widths: Sequence[int], first: int) -> List[int]:

@@ -1,21 +1,33 @@
-"""Relational layers: Linear and Conv2d whose weight blocks follow a relational graph.
+"""Relational layers: Linear and Conv2d that hold, train and ship only the weights their graph keeps.
 
-Each layer keeps the node graph it was built on as a persistent ``graph`` buffer (``[n, n]`` 0/1, self-loops
-on), so a state_dict always carries its graph, and a state_dict from another graph is refused on load. The
-channel mask derived from it is a non-persistent ``mask`` buffer, broadcastable to ``weight``.
+A layer's channels are split over the graph's nodes (see ``masks``); output channel o reads input channel i
+only where their nodes are equal or adjacent. The layer's ``weight`` parameter holds exactly those kept
+weights, packed in row-major (out, in) order: ``[kept pairs]`` for Linear, ``[kept pairs, kh * kw]`` for
+Conv2d. So ``sum(p.numel())``, checkpoints and optimizer state are the paper's parameter count. The graph
+itself is a persistent ``graph`` buffer (``[n, n]`` uint8, self-loops on): a state dict always carries its
+graph, one from another graph is refused on load, and one in the earlier dense-masked format (a full
+``weight`` plus ``graph``) is packed on load.
 
-How a masked layer is executed is a property of the layer (``execution``), not of the model code. Today
-there is one strategy, ``'dense'``: multiply the weight by the mask and call the dense kernel (which saves no
-compute, as in the paper). A faster block-sparse kernel can be added as another strategy.
+How a layer runs is its ``execution`` strategy:
+
+* ``'dense'`` (default): scatter the kept weights into a dense weight and call the dense kernel. Gradients
+  reach only the kept weights, so training equals masking a dense weight (same outputs, same gradients,
+  same optimizer steps), without the per-step mask multiply. In eval mode without autograd the dense
+  weight is cached until the parameter changes (in place or replaced) or the module moves.
+* ``'sparse'``: as ``'dense'`` in training; at inference, Linear and 1x1 convs multiply by a cached CSR
+  copy of the weight (torch.sparse), which beats the dense kernel at the paper's densities on CPU
+  (``benchmarks/``). Other convs run dense.
 """
 
 import fnmatch
 import math
-from typing import Callable, Iterable, Union
+import warnings
+from typing import Callable, Iterable, Optional, Tuple, Union
 
 import networkx as nx
 import numpy as np
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -24,33 +36,46 @@ from .masks import fit_graph, node_adjacency, node_channel_sizes, node_of_channe
 __all__ = ['RelationalLinear', 'RelationalConv2d', 'is_relational', 'relationalize', 'fold_masks',
            'EXECUTION_STRATEGIES', 'GraphMismatchError']
 
-EXECUTION_STRATEGIES = ('dense',)
+EXECUTION_STRATEGIES = ('dense', 'sparse')
 
 
 class GraphMismatchError(RuntimeError):
     """A state_dict's relational graph differs from the graph of the model it is loaded into."""
 
 
-def _graph_tensor(G: nx.Graph, max_nodes: int, device='cpu') -> torch.Tensor:
-    A = node_adjacency(fit_graph(G, max_nodes))
-    return torch.tensor(A.astype(np.uint8), device=device)
+def _graph_tensor(G: nx.Graph, max_nodes: int) -> torch.Tensor:
+    return torch.tensor(node_adjacency(fit_graph(G, max_nodes)).astype(np.uint8))
 
 
-def _expand_mask(graph: torch.Tensor, out_channels: int, in_channels: int) -> torch.Tensor:
-    n = graph.shape[0]
-    rows = torch.tensor(node_of_channel(out_channels, n), device=graph.device)
-    cols = torch.tensor(node_of_channel(in_channels, n), device=graph.device)
-    return graph.to(torch.float32)[rows][:, cols]
+def _kept_pairs(adjacency: torch.Tensor, out_channels: int, in_channels: int) -> torch.Tensor:
+    """Row-major flat indices ``o * in + i`` of the kept (out, in) channel pairs, on the CPU."""
+    n = adjacency.shape[0]
+    rows = torch.from_numpy(node_of_channel(out_channels, n))
+    cols = torch.from_numpy(node_of_channel(in_channels, n))
+    keep = adjacency.bool()[rows][:, cols]
+    return keep.flatten().nonzero().squeeze(1)
+
+
+def _is_graph_capture() -> bool:
+    """Whether a graph is being captured (jit.trace, fx, dynamo / torch.export): expand, do not cache."""
+    if torch.jit.is_tracing():
+        return True
+    fx_tracing = getattr(torch.fx._symbolic_trace, 'is_fx_tracing', None)
+    if fx_tracing is not None and fx_tracing():
+        return True
+    compiler = getattr(torch, 'compiler', None)
+    return bool(compiler is not None and hasattr(compiler, 'is_compiling') and compiler.is_compiling())
 
 
 class _RelationalMixin:
-    """Shared graph bookkeeping of the relational layers (the ``graph`` buffer and its checks on load)."""
+    """Graph bookkeeping, packing and execution shared by the relational layers."""
 
     graph: torch.Tensor
-    mask: torch.Tensor
-    __jit_unused_properties__ = ['num_nodes', 'density']
+    kept: torch.Tensor
+    __jit_unused_properties__ = ['num_nodes', 'density', 'mask']
+    __jit_ignored_attributes__ = ['_adjacency', '_kept_cpu', '_dense_cache', '_csr_cache']
 
-    def _init_graph(self, graph: Union[nx.Graph, torch.Tensor], execution: str, device=None) -> None:
+    def _init_graph(self, graph: Union[nx.Graph, torch.Tensor], execution: str, device, dtype) -> None:
         if execution not in EXECUTION_STRATEGIES:
             raise ValueError(f'unknown execution strategy {execution!r}; choose one of {EXECUTION_STRATEGIES}')
         self.execution = execution
@@ -63,39 +88,97 @@ class _RelationalMixin:
             adjacency = _graph_tensor(graph, max_nodes)
         # The truth about the graph, kept on the CPU: buffers can lose their data (``to_empty``), this cannot.
         self._adjacency = adjacency
+        self.dense_shape_ = list(self._dense_shape())
+        self.rows_shape_ = [self.out_channels_ * self.in_channels_] + list(self._packed_shape_for(1)[1:])
+        self._kept_cpu = _kept_pairs(adjacency, self.out_channels_, self.in_channels_)
+        self._dense_cache: Optional[Tuple[tuple, torch.Tensor]] = None
+        self._csr_cache: Optional[Tuple[tuple, torch.Tensor]] = None
         if device is None:
             device = torch.empty(0).device  # the default device, honouring a ``with torch.device(...)`` block
         self.register_buffer('graph', adjacency.to(device), persistent=True)
-        self.register_buffer('mask', self._build_mask(), persistent=False)
+        self.register_buffer('kept', self._kept_cpu.to(device), persistent=False)
+        # Replace the dense weight nn.Linear / nn.Conv2d made by the packed one.
+        self.weight = nn.Parameter(torch.empty(self._packed_shape(), device=device, dtype=dtype))
+
+    def _packed_shape(self) -> Tuple[int, ...]:
+        return self._packed_shape_for(self._kept_cpu.numel())
+
+    def _packed_shape_for(self, pairs: int) -> Tuple[int, ...]:
+        return (pairs, self._window()) if self._is_conv else (pairs,)
+
+    _is_conv = False
+
+    def _window(self) -> int:
+        return 1
+
+    def _dense_shape(self) -> Tuple[int, ...]:
+        return (self.out_channels_, self.in_channels_)
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
+        self._dense_cache = self._csr_cache = None
         graph = self._buffers.get('graph')
         if graph is not None and not graph.is_meta and not torch.equal(graph.to('cpu'), self._adjacency):
             # the buffers were re-allocated without their data (e.g. ``to_empty`` after a meta-device build)
-            mask_dtype = self.mask.dtype if not self.mask.is_meta else torch.float32
             self._buffers['graph'] = self._adjacency.to(graph.device)
-            self._buffers['mask'] = self._build_mask().to(mask_dtype)
+            self._buffers['kept'] = self._kept_cpu.to(graph.device)
         return self
-
-    def _build_mask(self) -> torch.Tensor:
-        mask = _expand_mask(self.graph, self.out_channels_, self.in_channels_)
-        return mask.reshape(mask.shape + (1,) * (self.weight.ndim - 2))
 
     @property
     def num_nodes(self) -> int:
-        return int(self.graph.shape[0])
+        return int(self._adjacency.shape[0])
+
+    def kept_connections(self) -> int:
+        """Number of (out, in) channel pairs the graph keeps."""
+        return int(self._kept_cpu.numel())
 
     @property
     def density(self) -> float:
-        """Fraction of weights the graph keeps (the paper's flops_scale)."""
+        """Fraction of (out, in) pairs the graph keeps (the paper's flops_scale)."""
         return self.kept_connections() / (self.in_channels_ * self.out_channels_)
 
-    def kept_connections(self) -> int:
-        """Number of (out, in) channel pairs that the mask keeps (from the CPU graph: works on any device)."""
-        n = self._adjacency.shape[0]
-        A = self._adjacency.numpy().astype(np.int64)
-        return int(node_channel_sizes(self.out_channels_, n) @ A @ node_channel_sizes(self.in_channels_, n))
+    @property
+    def mask(self) -> torch.Tensor:
+        """The 0/1 float mask of the kept pairs, shaped to broadcast against :meth:`dense_weight`."""
+        flat = torch.zeros(self.out_channels_ * self.in_channels_, device=self.kept.device)
+        flat[self.kept] = 1.0
+        return flat.view(self._dense_shape()[:2] + (1,) * (len(self._dense_shape()) - 2))
+
+    def dense_weight(self) -> torch.Tensor:
+        """The full ``[out, in, ...]`` weight, zero where the graph has no edge (differentiable)."""
+        w = self.weight
+        rows = w.new_zeros(self.rows_shape_)
+        return rows.index_copy(0, self.kept, w).view(self.dense_shape_)
+
+    def _cache_key(self) -> tuple:
+        w = self.weight
+        return (w._version, w.data_ptr(), w.dtype, w.device)
+
+    @torch.jit.unused
+    def _cached_dense(self) -> torch.Tensor:
+        key = self._cache_key()
+        if self._dense_cache is None or self._dense_cache[0] != key:
+            with torch.no_grad():
+                self._dense_cache = (key, self.dense_weight())
+        return self._dense_cache[1]
+
+    @torch.jit.unused
+    def _cached_csr(self) -> torch.Tensor:
+        key = self._cache_key()
+        if self._csr_cache is None or self._csr_cache[0] != key:
+            with torch.no_grad():
+                dense = self.dense_weight().reshape(self.out_channels_, self.in_channels_)
+                with warnings.catch_warnings():  # torch calls its sparse CSR support 'beta'
+                    warnings.simplefilter('ignore', UserWarning)
+                    self._csr_cache = (key, dense.to_sparse_csr())
+        return self._csr_cache[1]
+
+    @torch.jit.unused
+    def _inference(self) -> bool:
+        """Whether this call may use a cached weight: eval mode, no autograd through the weight, eager."""
+        if self.training or _is_graph_capture():
+            return False
+        return not (torch.is_grad_enabled() and self.weight.requires_grad)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -110,14 +193,26 @@ class _RelationalMixin:
                     f'({theirs.shape[0]} nodes, {int(theirs.sum())} adjacency entries) than this model '
                     f'({mine.shape[0]} nodes, {int(mine.sum())}); build the model with the graph the weights '
                     f'were trained on')
+        weight = state_dict.get(prefix + 'weight')
+        if weight is not None and tuple(weight.shape) == self._dense_shape() and self._dense_shape() != \
+                self._packed_shape():
+            # the earlier dense-masked format: keep the entries the graph keeps
+            rows = weight.reshape((self.out_channels_ * self.in_channels_, -1))
+            packed = rows[self._kept_cpu.to(weight.device)] if not weight.is_meta else rows[:self._kept_cpu.numel()]
+            state_dict[prefix + 'weight'] = packed.reshape(self._packed_shape())
+        self._dense_cache = self._csr_cache = None
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        if self.mask.is_meta and not self.graph.is_meta:
-            self.mask = self._build_mask()
+        if self.kept.is_meta and not self.graph.is_meta:  # a meta-device build loaded with assign=True
+            self.kept = self._kept_cpu.to(self.graph.device)
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, nodes={self.num_nodes}, kept={self.kept_connections()}, ' \
+               f'execution={self.execution}'
 
 
 class RelationalLinear(_RelationalMixin, nn.Linear):
-    """``nn.Linear`` whose weight keeps block (i, j) only where nodes i and j are equal or adjacent.
+    """``nn.Linear`` keeping block (i, j) of its weight only where nodes i and j are equal or adjacent.
 
     Initialised as the paper's MLP: ``N(0, 0.01)`` weights and a zero bias.
     """
@@ -125,19 +220,26 @@ class RelationalLinear(_RelationalMixin, nn.Linear):
     def __init__(self, in_features: int, out_features: int, graph: Union[nx.Graph, torch.Tensor],
                  bias: bool = False, execution: str = 'dense', device=None, dtype=None):
         self.in_channels_, self.out_channels_ = in_features, out_features
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._init_graph(graph, execution, device)
+        super().__init__(in_features, out_features, bias=bias, device='meta', dtype=dtype)
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype))
+        self._init_graph(graph, execution, device, dtype)
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        if '_kept_cpu' not in self.__dict__:
+            return  # nn.Linear calls this before the graph exists
         nn.init.normal_(self.weight, std=0.01)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
-
-    def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, nodes={self.graph.shape[0]}'
+        if torch.jit.is_scripting() or not self._inference():
+            return F.linear(x, self.dense_weight(), self.bias)
+        if self.execution == 'sparse' and x.dim() == 2:
+            y = torch.sparse.mm(self._cached_csr(), x.t()).t()
+            return y + self.bias if self.bias is not None else y
+        return F.linear(x, self._cached_dense(), self.bias)
 
 
 class RelationalConv2d(_RelationalMixin, nn.Conv2d):
@@ -145,32 +247,49 @@ class RelationalConv2d(_RelationalMixin, nn.Conv2d):
     the kernel window. Initialised as the paper: ``N(0, sqrt(2 / (kh * kw * out * density)))``.
     """
 
+    _is_conv = True
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, graph: Union[nx.Graph, torch.Tensor],
                  stride=1, padding=0, dilation=1, bias: bool = False, execution: str = 'dense',
                  padding_mode: str = 'zeros', device=None, dtype=None):
         self.in_channels_, self.out_channels_ = in_channels, out_channels
-        self._graph_ready = False
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=1, bias=bias, padding_mode=padding_mode, device=device,
+                         dilation=dilation, groups=1, bias=bias, padding_mode=padding_mode, device='meta',
                          dtype=dtype)
-        self._init_graph(graph, execution, device)
-        self._graph_ready = True
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels, device=device, dtype=dtype))
+        self._init_graph(graph, execution, device, dtype)
         self.reset_parameters()
 
+    def _window(self) -> int:
+        return self.kernel_size[0] * self.kernel_size[1]
+
+    def _dense_shape(self) -> Tuple[int, ...]:
+        return (self.out_channels_, self.in_channels_) + tuple(self.kernel_size)
+
     def reset_parameters(self) -> None:
-        if not getattr(self, '_graph_ready', False):
-            return  # nn.Conv2d calls this before the graph exists; initialised once the mask is known
+        if '_kept_cpu' not in self.__dict__:
+            return  # nn.Conv2d calls this before the graph exists
         kh, kw = self.kernel_size
         density = max(self.density, 1e-12)
         nn.init.normal_(self.weight, std=math.sqrt(2.0 / (kh * kw * self.out_channels * density)))
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.weight * self.mask, self.bias)
+    def _pointwise_sparse(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, ::self.stride[0], ::self.stride[1]] if self.stride != (1, 1) else x
+        b, c, h, w = x.shape
+        y = torch.sparse.mm(self._cached_csr(), x.transpose(0, 1).reshape(c, b * h * w))
+        y = y.reshape(self.out_channels, b, h, w).transpose(0, 1)
+        return y + self.bias.view(1, -1, 1, 1) if self.bias is not None else y
 
-    def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, nodes={self.graph.shape[0]}'
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting() or not self._inference():
+            return self._conv_forward(x, self.dense_weight(), self.bias)
+        if (self.execution == 'sparse' and self.kernel_size == (1, 1) and self.padding == (0, 0)
+                and self.padding_mode == 'zeros' and x.dim() == 4):
+            return self._pointwise_sparse(x)
+        return self._conv_forward(x, self._cached_dense(), self.bias)
 
 
 def is_relational(module: nn.Module) -> bool:
@@ -179,23 +298,23 @@ def is_relational(module: nn.Module) -> bool:
 
 @torch.no_grad()
 def fold_masks(model: nn.Module) -> nn.Module:
-    """Replace every relational layer by a plain ``nn.Linear`` / ``nn.Conv2d`` holding ``weight * mask``.
+    """Replace every relational layer by a plain ``nn.Linear`` / ``nn.Conv2d`` holding its dense weight.
 
-    The outputs stay the same, the graph buffers go away: a deployment form without the per-step masking
-    (and the 'same-width unmasked' reference of the benchmarks). Works in place and returns ``model``.
+    The outputs stay the same, the graph buffers go away: a deployment form for tools that need plain
+    layers (and the 'same-width dense' reference of the benchmarks). Works in place and returns ``model``.
     """
     for name, child in list(model.named_children()):
+        dd = dict(device=child.weight.device, dtype=child.weight.dtype) if is_relational(child) else {}
         if isinstance(child, RelationalLinear):
-            plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None,
-                              device=child.weight.device, dtype=child.weight.dtype)
+            plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, **dd)
         elif isinstance(child, RelationalConv2d):
             plain = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, stride=child.stride,
                               padding=child.padding, dilation=child.dilation, bias=child.bias is not None,
-                              device=child.weight.device, dtype=child.weight.dtype)
+                              padding_mode=child.padding_mode, **dd)
         else:
             fold_masks(child)
             continue
-        plain.weight.copy_(child.weight * child.mask)
+        plain.weight.copy_(child.dense_weight())
         if child.bias is not None:
             plain.bias.copy_(child.bias)
         plain.train(child.training)
@@ -259,7 +378,8 @@ def relationalize(model: nn.Module, graph: Union[nx.Graph, torch.Tensor], layers
                                    padding=old.padding, dilation=old.dilation, bias=old.bias is not None,
                                    execution=execution, padding_mode=old.padding_mode, **dd)
         if init == 'keep' and not old.weight.is_meta:
-            new.weight.copy_(old.weight * new.mask)
+            new.weight.copy_(old.weight.reshape(old.weight.shape[0] * old.weight.shape[1], -1)[new._kept_cpu.to(
+                old.weight.device)].reshape(new.weight.shape))
             if old.bias is not None:
                 new.bias.copy_(old.bias)
         new.train(old.training)
