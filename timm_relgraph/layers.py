@@ -60,7 +60,8 @@ def _is_graph_capture() -> bool:
     """Whether a graph is being captured (jit.trace, fx, dynamo / torch.export): expand, do not cache."""
     if torch.jit.is_tracing():
         return True
-    fx_tracing = getattr(torch.fx._symbolic_trace, 'is_fx_tracing', None)
+    trace = torch.fx._symbolic_trace
+    fx_tracing = getattr(trace, 'is_fx_symbolic_tracing', None) or getattr(trace, 'is_fx_tracing', None)
     if fx_tracing is not None and fx_tracing():
         return True
     compiler = getattr(torch, 'compiler', None)
@@ -148,7 +149,7 @@ class _RelationalMixin:
         """The full ``[out, in, ...]`` weight, zero where the graph has no edge (differentiable)."""
         w = self.weight
         rows = w.new_zeros(self.rows_shape_)
-        return rows.index_copy(0, self.kept, w).view(self.dense_shape_)
+        return rows.index_copy_(0, self.kept, w).view(self.dense_shape_)  # in place: no copy of the zeros
 
     def _cache_key(self) -> tuple:
         w = self.weight
