@@ -25,6 +25,11 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from .names import family_prefix
+
+# Families whose architecture depends on the input size (the MLP's first layer reads every pixel).
+INPUT_SIZE_FAMILIES = ('mlp5',)
+
 __all__ = ['load_training_checkpoint', 'export_model', 'export_checkpoint', 'push_folder', 'verify_folder',
            'HubError', 'main']
 
@@ -69,13 +74,13 @@ def load_training_checkpoint(path) -> Dict[str, Any]:
     return ckpt
 
 
-def _model_kwargs_from_args(args: Dict[str, Any]) -> Dict[str, Any]:
+def _model_kwargs_from_args(args: Dict[str, Any], name: str) -> Dict[str, Any]:
     kwargs = dict(args.get('model_kwargs') or {})
     for key in ('num_classes', 'in_chans'):
         if args.get(key) is not None:
             kwargs.setdefault(key, args[key])
     size = args.get('img_size') or (args.get('input_size') or [None, None, None])[-1]
-    if size is not None:
+    if size is not None and family_prefix(name) in INPUT_SIZE_FAMILIES:
         kwargs.setdefault('img_size', size)
     return kwargs
 
@@ -178,7 +183,7 @@ def export_checkpoint(checkpoint, out_dir, model_name: Optional[str] = None, res
         raise HubError(f'{checkpoint} does not name its model; pass --model')
     if not str(name).startswith('relgraph_'):
         raise HubError(f"{checkpoint} holds '{name}', not a relgraph model; only relgraph_* models are published here")
-    kwargs = _model_kwargs_from_args(args)
+    kwargs = _model_kwargs_from_args(args, name)
     kwargs.update(model_kwargs or {})
     try:
         model = timm.create_model(name, **kwargs)

@@ -181,6 +181,12 @@ class _RelationalMixin:
             return False
         return not (torch.is_grad_enabled() and self.weight.requires_grad)
 
+    @torch.jit.unused
+    def _sparse_supported(self, x: torch.Tensor) -> bool:
+        """torch's CSR matmul: float32/float64 inputs of the weight's dtype, outside autocast."""
+        return (x.dtype == self.weight.dtype and x.dtype in (torch.float32, torch.float64)
+                and not torch.is_autocast_enabled(x.device.type))
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         key = prefix + 'graph'
@@ -237,7 +243,7 @@ class RelationalLinear(_RelationalMixin, nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting() or not self._inference():
             return F.linear(x, self.dense_weight(), self.bias)
-        if self.execution == 'sparse' and x.dim() == 2:
+        if self.execution == 'sparse' and x.dim() == 2 and self._sparse_supported(x):
             y = torch.sparse.mm(self._cached_csr(), x.t()).t()
             return y + self.bias if self.bias is not None else y
         return F.linear(x, self._cached_dense(), self.bias)
@@ -288,7 +294,7 @@ class RelationalConv2d(_RelationalMixin, nn.Conv2d):
         if torch.jit.is_scripting() or not self._inference():
             return self._conv_forward(x, self.dense_weight(), self.bias)
         if (self.execution == 'sparse' and self.kernel_size == (1, 1) and self.padding == (0, 0)
-                and self.padding_mode == 'zeros' and x.dim() == 4):
+                and self.padding_mode == 'zeros' and x.dim() == 4 and self._sparse_supported(x)):
             return self._pointwise_sparse(x)
         return self._conv_forward(x, self._cached_dense(), self.bias)
 

@@ -21,7 +21,7 @@ from typing import Iterable, List, Optional, Tuple
 from .paper import FAMILIES
 
 __all__ = ['RelgraphNameError', 'RelgraphName', 'parse_name', 'format_name', 'join_tag', 'split_tag',
-           'family_of', 'quote', 'MAX_NAME_LENGTH', 'PREFIX']
+           'family_of', 'family_prefix', 'quote', 'MAX_NAME_LENGTH', 'PREFIX']
 
 PREFIX = 'relgraph_'
 MAX_NAME_LENGTH = 96
@@ -150,6 +150,15 @@ def parse_name(name: str) -> RelgraphName:
         raise RelgraphNameError(f'{quote(name)}: C = 1 is only the complete graph, whose L is 1; '
                                 f'use relgraph_{family}_c1.0_l1.0')
     return RelgraphName(family, c, l)
+
+
+def family_prefix(name: str) -> Optional[str]:
+    """The family a name or entrypoint (``relgraph_mlp5_c0``) belongs to, by its prefix; None if none."""
+    rest = str(name)[len(PREFIX):] if str(name).startswith(PREFIX) else ''
+    for family in sorted(FAMILIES, key=len, reverse=True):
+        if rest == family or rest.startswith(family + '_') or rest.startswith(family + '.'):
+            return family
+    return None
 
 
 def family_of(names: Iterable[str]) -> Optional[str]:

@@ -6,9 +6,6 @@ from ._patch import install_name_errors
 from .mlp import RelGraphMLP
 from .cnn import RelGraphCNN
 from .resnet import RelGraphResNet
-try:  # TEMPORARY while efficientnet.py is rewritten
-    from .efficientnet import RelGraphEfficientNet
-except ImportError:
-    pass
+from .efficientnet import RelGraphEfficientNet
 
 install_name_errors()

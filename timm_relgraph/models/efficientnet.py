@@ -1,354 +1,334 @@
-"""Relational-graph EfficientNet-B0 (16-node graphs).
+"""Relational-graph EfficientNet-B0 (16-node graphs) on timm's ``EfficientNet``.
 
-Paper: "Graph Structure of Neural Networks", You, Leskovec, He, Xie, ICML 2020 (arXiv:2007.06559), Sec. 4.1;
-the authors' ``pycls/models/efficientnet.py`` (EN-B0 configs, ``GROUP_NUM: 16``).
+Paper: "Graph Structure of Neural Networks", You, Leskovec, He, Xie, ICML 2020 (arXiv:2007.06559), Sec. 4.1,
+following the authors' code (facebookresearch/graph2nn, ``pycls/models/efficientnet.py``: EN-B0 configs,
+``GROUP_NUM: 16``, ``RESNET.TRANS_FUN: mbtalkconv_transform``).
 
-Layout (EfficientNet-B0 without width/depth multipliers):
+The network is timm's ``EfficientNet`` built from ``decode_arch_def`` of the B0 architecture (stem Conv3x3
+32 + BN + Swish, stages of timm's ``DepthwiseSeparableConv`` / ``InvertedResidual`` with squeeze-excite,
+Conv1x1 1280 head, global pool, classifier), so its drop-path, dropout, act/norm layers, grad checkpointing,
+``forward_intermediates``, ``prune_intermediate_layers``, ``group_matcher`` and feature extraction are timm's.
+Two architectures are built, as in the paper:
 
-* stem: Conv3x3(in_chans -> 32, stride 2) + BN + Swish, dense and never widened;
-* 7 stages, (repeats, out width, expansion, stride, kernel) = (1,16,1,1,3) (2,24,6,2,3) (2,40,6,2,5) (3,80,6,2,3)
-  (3,112,6,1,5) (4,192,6,2,5) (1,320,6,1,3); stride on the first block of a stage;
-* MBConv block: [1x1 expansion conv + BN + Swish] (only when the expansion ratio is not 1) -> dense depthwise
-  kxk conv (stride, padding k // 2) + BN + Swish -> squeeze-excite (dense; width ``int(block_in * 0.25)``, Swish,
-  sigmoid, conv biases) -> 1x1 projection conv + BN; ``x + f(x)`` when stride is 1 and in == out. No drop-connect.
-  **The expansion and projection 1x1 convs follow the relational graph (16 nodes)**; the rest is dense;
-* head: dense Conv1x1(-> 1280, fixed) + BN + Swish -> global average pool -> (dropout, off by default) -> Linear.
+* **Complete graph**: EfficientNet-B0 itself (graph2nn's ``mbconv_transform`` baseline): expansion
+  ``6 x`` the block input width, squeeze-excite width ``int(block_in * 0.25)``. Nothing is relational, so
+  ``relgraph_efficientnet_b0_c1.0_l1.0`` *is* timm's ``efficientnet_b0`` key for key (it loads timm's ImageNet
+  weights) and has 385,824,092 MACs at 224x224 with 1000 classes, the paper's baseline.
+* **Relational graph**: graph2nn's ``MBTalkConv``. Every block of stage i expands to the *fixed* width
+  ``WIDTHS[i] * EXP_RATIOS[i]`` = (-, 144, 240, 480, 672, 1152, 1920) whatever its input width (graph2nn's
+  ``expdim_list``, never widened by matching); stage 0 (expansion 1) has no expansion conv and its depthwise
+  conv runs on the block input width; squeeze-excite width ``int(block_in * 0.25)``. The 1x1 expansion conv
+  (``conv_pw`` of an ``InvertedResidual``) and the 1x1 projection (its ``conv_pwl``; ``conv_pw`` of the stage-0
+  ``DepthwiseSeparableConv``) follow the 16-node graph; the stem, depthwise, squeeze-excite and head convs and
+  the classifier are dense.
 
-FLOPs matching widens the 7 stage output widths (stem 32 and head 1280 stay fixed) with the paper's matcher, at
-224x224, until the MACs first reach the complete-graph network's (385,824,092 MACs at 224x224, 1000 classes;
-squeeze-excite convs count ``in * out + bias`` with no spatial factor, as the paper's counter does).
+FLOPs matching widens the 7 stage output widths (stem 32 and head 1280 fixed), keeping their ratios, with the
+paper's matcher in its setting (3x224x224, 1000 classes) until the relational network's MACs first reach
+the baseline's. For the paper's best graph (n=16, k=5.61, p=0.026, seed 2) this gives graph2nn's widths
+(30, 42, 74, 145, 203, 348, 580) at 386,319,325 MACs. MACs follow the paper's counter: squeeze-excite convs
+count ``in * out + bias`` (their input is 1x1), relational convs only the weights their mask keeps.
 
-Deviation from the authors' code (deliberate): here the expansion width is ``6 x`` the block's *input* width,
-exactly as in the plain MBConv, so the relational network on the complete graph *is* the baseline EfficientNet-B0
-and widening a stage widens its expansion too. The authors' ``mbtalkconv_transform`` instead fixes the relational
-expansion width of every block of stage i at ``baseline_out_i * 6`` ([16, 144, 240, 480, 672, 1152, 1920],
-never widened by matching), so their complete-graph relational net has 467,785,436 MACs (not the baseline), and
-their matched widths for the best graph are [30, 42, 74, 145, 203, 348, 580]; ours differ accordingly.
+timm's builder rounds channels, which the paper does not; the adjustments made here:
 
-Initialisation follows the paper's code: relational convs ``N(0, sqrt(2 / (out * density)))`` (in
-:class:`~timm_relgraph.layers.RelationalConv2d`), dense convs ``N(0, sqrt(2 / (kh * kw * out)))`` ignoring
-groups, squeeze-excite biases left at PyTorch's default, Linear ``N(0, 0.01)`` with zero bias, BN gamma 1, beta 0.
+* ``round_chs_fn`` is the identity, so matched stage widths (30, 42, ...) are not rounded to multiples of 8
+  (for B0's own widths it was a no-op anyway);
+* ``InvertedResidual`` derives its expansion as ``make_divisible(in_chs * exp_ratio)`` (a multiple of 8), so a
+  relational block gets ``exp_ratio = expansion / in_chs``, which lands exactly on the fixed widths (all
+  multiples of 8); on the complete graph the B0 ratio 6 is kept;
+* timm sizes squeeze-excite as ``round(mid_chs * se_ratio / exp_ratio)``, graph2nn as ``int(block_in *
+  0.25)`` (they differ for e.g. in=30: 8 vs 7), so every block gets an explicit ``SqueezeExcite`` with
+  ``rd_channels`` (and ``se_ratio=0`` so the builder leaves it alone). On B0's widths both rules agree.
+
+Every block's widths come from :func:`block_widths`, both for the model and for its analytic complexity
+(:func:`ds_block_complexity`, :func:`ir_block_complexity`, composed by :func:`efficientnet_b0_macs`), and the
+built model is checked against them.
+
+Initialisation follows the paper's code (graph2nn ``init_weights``) on every graph, the complete one included,
+so the baseline and the relational networks of a sweep start alike: relational convs
+``N(0, sqrt(2 / (out * density)))`` (in :class:`~timm_relgraph.layers.RelationalConv2d`), dense convs
+``N(0, sqrt(2 / (kh * kw * out)))`` ignoring groups (timm's ``_init_weight_goog`` divides a depthwise conv's
+fan-out by its groups), squeeze-excite biases at PyTorch's default (timm zeroes them), BN weight 1, bias 0,
+classifier ``N(0, 0.01)`` with zero bias (timm: uniform).
 """
-
-import contextlib
 import math
-from functools import lru_cache
-from typing import List, Optional, Sequence, Tuple, Union
+from functools import lru_cache, partial
+from typing import Optional, Sequence, Tuple, Union
 
+import networkx as nx
 import torch
 import torch.nn as nn
-from timm.layers import create_classifier
-from timm.models import checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
+from timm.layers import get_act_layer, make_divisible
+from timm.models import generate_default_cfgs, register_model
+from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual, SqueezeExcite
+from timm.models._efficientnet_builder import decode_arch_def
+from timm.models.efficientnet import EfficientNet
 
 from ..flops import GraphCounter, conv_macs, conv_out, linear_macs, match_widths
 from ..graphs import GraphSpec
-from ..layers import RelationalConv2d
-from ._relgraph import base_cfg, create_relgraph, family_tags, RelGraphModel
+from ..layers import is_relational, relationalize
+from ..paper import COARSE_ROUNDS, MATCH_SETTING
+from ._builder import RelGraphMixin, base_cfg, create_relgraph, family_tags, init_paper_head
 
-__all__ = ['RelGraphEfficientNet', 'efficientnet_b0_macs', 'efficientnet_b0_widths', 'MBConv']
+__all__ = ['RelGraphEfficientNet', 'efficientnet_b0_macs', 'efficientnet_b0_widths', 'efficientnet_b0_block_args',
+           'block_widths', 'ds_block_complexity', 'ir_block_complexity', 'BASE_WIDTHS', 'EXP_RATIOS',
+           'EXPANSION_WIDTHS', 'RELATIONAL_LAYERS']
 
+FAMILY = 'efficientnet_b0'
 STEM_WIDTH = 32
 HEAD_WIDTH = 1280
 SE_RATIO = 0.25
-# (repeats, out width, expansion ratio, stride, kernel) per stage
-STAGES = ((1, 16, 1, 1, 3), (2, 24, 6, 2, 3), (2, 40, 6, 2, 5), (3, 80, 6, 2, 3), (3, 112, 6, 1, 5),
-          (4, 192, 6, 2, 5), (1, 320, 6, 1, 3))
-BASE_WIDTHS = tuple(s[1] for s in STAGES)
-# timm's EfficientNet feature taps: the last block of stages 1, 2, 3, 5, 7 (strides 2, 4, 8, 16, 32)
-FEATURE_STAGES = (0, 1, 2, 4, 6)
-MATCH_SIZE = 224
-COARSE_ROUNDS = 9  # the paper's matcher uses 9 coarse rounds on ImageNet
+# timm's EfficientNet-B0 (and graph2nn's EN-B0 config): per stage, block kind, repeats, kernel, stride,
+# expansion ratio, output width; squeeze-excite 0.25 everywhere.
+ARCH_DEF = (
+    ('ds_r1_k3_s1_e1_c16_se0.25',),
+    ('ir_r2_k3_s2_e6_c24_se0.25',),
+    ('ir_r2_k5_s2_e6_c40_se0.25',),
+    ('ir_r3_k3_s2_e6_c80_se0.25',),
+    ('ir_r3_k5_s1_e6_c112_se0.25',),
+    ('ir_r4_k5_s2_e6_c192_se0.25',),
+    ('ir_r1_k3_s1_e6_c320_se0.25',),
+)
+DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+KERNELS = (3, 3, 5, 3, 5, 5, 3)
+STRIDES = (1, 2, 2, 2, 1, 2, 1)
+EXP_RATIOS = (1, 6, 6, 6, 6, 6, 6)
+BASE_WIDTHS = (16, 24, 40, 80, 112, 192, 320)
+# graph2nn's expdim_list: the fixed expansion width of every relational block of a stage (stage 0: unused).
+EXPANSION_WIDTHS = tuple(w * e for w, e in zip(BASE_WIDTHS, EXP_RATIOS))
+# The convs of each timm block kind that follow the graph.
+RELATIONAL_LAYERS = {DepthwiseSeparableConv: ('conv_pw',), InvertedResidual: ('conv_pw', 'conv_pwl')}
+
+Size = Tuple[int, int]
 
 
-def _se_width(block_in: int) -> int:
-    return int(block_in * SE_RATIO)
+def _is_complete(G: Optional[nx.Graph]) -> bool:
+    if G is None:
+        return True
+    n = G.number_of_nodes()
+    return G.number_of_edges() - nx.number_of_selfloops(G) == n * (n - 1) // 2
+
+
+def block_widths(stage: int, in_chs: int, relational: bool) -> Tuple[int, int]:
+    """``(expansion width, squeeze-excite width)`` of a block of ``stage`` with ``in_chs`` inputs.
+
+    Stage 0 has no expansion (its depthwise conv runs on ``in_chs``). Otherwise the relational (graph2nn
+    ``MBTalkConv``) width is the stage's fixed :data:`EXPANSION_WIDTHS` entry and the complete-graph (B0) width
+    is timm's ``make_divisible(6 * in_chs)`` (``6 * in_chs`` for widths that are multiples of 4, as B0's are).
+    The squeeze-excite width is ``int(in_chs * 0.25)`` in both.
+    """
+    se_chs = int(in_chs * SE_RATIO)
+    if EXP_RATIOS[stage] == 1:
+        return in_chs, se_chs
+    if relational:
+        return EXPANSION_WIDTHS[stage], se_chs
+    return make_divisible(in_chs * EXP_RATIOS[stage]), se_chs
+
+
+def _se_macs(chs: int, se_chs: int) -> int:
+    # squeeze-excite on the pooled 1x1 map: in * out + bias for each of its two convs
+    return conv_macs(chs, se_chs, 1, 1, 1, bias=True) + conv_macs(se_chs, chs, 1, 1, 1, bias=True)
+
+
+def ds_block_complexity(in_chs: int, out_chs: int, kernel: int, stride: int, se_chs: int, size: Size,
+                        counter: Optional[GraphCounter]) -> Tuple[int, Size]:
+    """MACs and output size of timm's ``DepthwiseSeparableConv``: dw kxk -> SE -> 1x1 projection (relational
+    on ``counter``'s graph)."""
+    out = (conv_out(size[0], kernel, stride, kernel // 2), conv_out(size[1], kernel, stride, kernel // 2))
+    macs = conv_macs(in_chs, in_chs, kernel, *out, groups=in_chs)
+    macs += _se_macs(in_chs, se_chs)
+    macs += conv_macs(in_chs, out_chs, 1, *out, counter=counter)
+    return macs, out
+
+
+def ir_block_complexity(in_chs: int, mid_chs: int, out_chs: int, kernel: int, stride: int, se_chs: int,
+                        size: Size, counter: Optional[GraphCounter]) -> Tuple[int, Size]:
+    """MACs and output size of timm's ``InvertedResidual``: 1x1 expansion -> dw kxk -> SE -> 1x1 projection
+    (both 1x1s relational on ``counter``'s graph)."""
+    macs = conv_macs(in_chs, mid_chs, 1, *size, counter=counter)
+    out = (conv_out(size[0], kernel, stride, kernel // 2), conv_out(size[1], kernel, stride, kernel // 2))
+    macs += conv_macs(mid_chs, mid_chs, kernel, *out, groups=mid_chs)
+    macs += _se_macs(mid_chs, se_chs)
+    macs += conv_macs(mid_chs, out_chs, 1, *out, counter=counter)
+    return macs, out
 
 
 def efficientnet_b0_macs(widths: Sequence[int], counter: GraphCounter, num_classes: int = 1000, in_chans: int = 3,
-                         img_size: Union[int, Tuple[int, int]] = MATCH_SIZE) -> int:
-    """MACs of EfficientNet-B0 with relational stage output ``widths`` (analytic, no model built)."""
-    h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
-    h, w = conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1)
-    macs = conv_macs(in_chans, STEM_WIDTH, 3, h, w)
-    dim_in = STEM_WIDTH
-    for (repeats, _, expand, stride, kernel), dim_out in zip(STAGES, widths):
-        for b in range(repeats):
-            s = stride if b == 0 else 1
-            exp = dim_in * expand
-            if expand != 1:
-                macs += conv_macs(dim_in, exp, 1, h, w, counter=counter)
-            h, w = conv_out(h, kernel, s, kernel // 2), conv_out(w, kernel, s, kernel // 2)
-            macs += conv_macs(exp, exp, kernel, h, w, groups=exp)
-            se = _se_width(dim_in)
-            macs += conv_macs(exp, se, 1, 1, 1, bias=True) + conv_macs(se, exp, 1, 1, 1, bias=True)
-            macs += conv_macs(exp, dim_out, 1, h, w, counter=counter)
-            dim_in = dim_out
-    macs += conv_macs(dim_in, HEAD_WIDTH, 1, h, w)
-    return macs + linear_macs(HEAD_WIDTH, max(num_classes, 0))
+                         img_size: Union[int, Size] = 224, relational: Optional[bool] = None,
+                         pool_mult: int = 1) -> int:
+    """MACs of EfficientNet-B0 with stage output ``widths`` on ``counter``'s graph (no model is built).
+
+    ``relational`` chooses the architecture (graph2nn's fixed expansion widths, or plain B0); by default it is
+    relational unless the counter's graph is complete or absent. ``pool_mult`` is the global pool's feature
+    multiplier (2 for ``catavgmax``), which widens the classifier.
+    """
+    if relational is None:
+        relational = not _is_complete(counter.graph)
+    if not relational:
+        counter = GraphCounter(None)
+    h, w = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    size = (conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1))
+    macs = conv_macs(in_chans, STEM_WIDTH, 3, *size)
+    in_chs = STEM_WIDTH
+    for stage, out_chs in enumerate(widths):
+        for b in range(DEPTHS[stage]):
+            stride = STRIDES[stage] if b == 0 else 1
+            mid_chs, se_chs = block_widths(stage, in_chs, relational)
+            if EXP_RATIOS[stage] == 1:
+                block_macs, size = ds_block_complexity(in_chs, out_chs, KERNELS[stage], stride, se_chs, size,
+                                                       counter)
+            else:
+                block_macs, size = ir_block_complexity(in_chs, mid_chs, out_chs, KERNELS[stage], stride, se_chs,
+                                                       size, counter)
+            macs += block_macs
+            in_chs = out_chs
+    macs += conv_macs(in_chs, HEAD_WIDTH, 1, *size)
+    return macs + linear_macs(HEAD_WIDTH * pool_mult, max(num_classes, 0))
 
 
 @lru_cache(maxsize=256)
 def efficientnet_b0_widths(spec: GraphSpec, match_flops: bool = True) -> Tuple[int, ...]:
-    """Stage widths for a graph: the smallest (ratio-keeping) widths whose MACs reach the complete-graph B0's.
-
-    Matched on the paper's ImageNet setting (3x224x224 input, 1000 classes) whatever the runtime input size,
-    channels and classes, so that weights stay loadable under a new head or input.
-    """
+    """Stage widths for a graph: the paper's FLOPs matcher against the complete graph (B0), in the paper's
+    setting (3x224x224, 1000 classes) whatever the runtime input and head, so widths depend on the graph alone."""
     if not match_flops or spec.is_complete:
         return BASE_WIDTHS
-    baseline = efficientnet_b0_macs(BASE_WIDTHS, GraphCounter(None))
+    in_chans, size, classes = MATCH_SETTING[FAMILY]
+    baseline = efficientnet_b0_macs(BASE_WIDTHS, GraphCounter(None), classes, in_chans, size, relational=False)
     counter = GraphCounter(spec.build())
-    widths, _ = match_widths(lambda ws: efficientnet_b0_macs(ws, counter), list(BASE_WIDTHS), baseline,
-                             coarse_rounds=COARSE_ROUNDS)
+    widths, _ = match_widths(lambda ws: efficientnet_b0_macs(ws, counter, classes, in_chans, size, relational=True),
+                             list(BASE_WIDTHS), baseline, coarse_rounds=COARSE_ROUNDS[FAMILY])
     return tuple(widths)
 
 
-class SqueezeExcite(nn.Module):
-    """Dense squeeze-excite: avg pool -> Conv1x1(+bias) -> Swish -> Conv1x1(+bias) -> sigmoid -> scale."""
-
-    def __init__(self, channels: int, se_channels: int):
-        super().__init__()
-        self.conv_reduce = nn.Conv2d(channels, se_channels, 1, bias=True)
-        self.act = nn.SiLU(inplace=True)
-        self.conv_expand = nn.Conv2d(se_channels, channels, 1, bias=True)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)
-        s = self.conv_expand(self.act(self.conv_reduce(s)))
-        return x * self.gate(s)
+def _keep_channels(channels, *args, **kwargs) -> int:
+    """timm's ``round_chs_fn`` replaced by the identity: the paper's widths are used as they are."""
+    return int(channels)
 
 
-class MBConv(nn.Module):
-    """Inverted-residual block whose 1x1 expansion and projection convs follow the relational graph."""
-
-    def __init__(self, dim_in: int, dim_out: int, expand: int, stride: int, kernel: int, graph,
-                 execution: str = 'dense'):
-        super().__init__()
-        exp = dim_in * expand
-        self.has_skip = stride == 1 and dim_in == dim_out
-        if expand != 1:
-            self.conv_pw = RelationalConv2d(dim_in, exp, 1, graph, bias=False, execution=execution)
-            self.bn1 = nn.BatchNorm2d(exp)
-            self.act1 = nn.SiLU(inplace=True)
-        else:
-            self.conv_pw = nn.Identity()
-            self.bn1 = nn.Identity()
-            self.act1 = nn.Identity()
-        self.conv_dw = nn.Conv2d(exp, exp, kernel, stride=stride, padding=kernel // 2, groups=exp, bias=False)
-        self.bn2 = nn.BatchNorm2d(exp)
-        self.act2 = nn.SiLU(inplace=True)
-        self.se = SqueezeExcite(exp, _se_width(dim_in))
-        self.conv_pwl = RelationalConv2d(exp, dim_out, 1, graph, bias=False, execution=execution)
-        self.bn3 = nn.BatchNorm2d(dim_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.act1(self.bn1(self.conv_pw(x)))
-        x = self.act2(self.bn2(self.conv_dw(x)))
-        x = self.se(x)
-        x = self.bn3(self.conv_pwl(x))
-        if self.has_skip:
-            x = x + shortcut
-        return x
+def efficientnet_b0_block_args(widths: Sequence[int], relational: bool):
+    """timm block args (``decode_arch_def`` of B0) with the stage ``widths`` and each block's expansion and
+    squeeze-excite widths set from :func:`block_widths`."""
+    stages = decode_arch_def([list(s) for s in ARCH_DEF])
+    in_chs = STEM_WIDTH
+    for stage, (stage_args, out_chs) in enumerate(zip(stages, widths)):
+        for ba in stage_args:
+            mid_chs, se_chs = block_widths(stage, in_chs, relational)
+            ba['out_chs'] = int(out_chs)
+            if ba['block_type'] == 'ir':
+                ba['exp_ratio'] = mid_chs / in_chs  # make_divisible(in_chs * exp_ratio) == mid_chs
+            ba['se_ratio'] = 0.  # the builder would size SE from the ratio; it is given explicitly instead
+            ba['se_layer'] = partial(SqueezeExcite, rd_channels=se_chs)
+            in_chs = int(out_chs)
+    return stages
 
 
-class RelGraphEfficientNet(RelGraphModel):
-    """EfficientNet-B0 whose MBConv 1x1 expansion/projection convs follow a 16-node relational graph."""
+# timm EfficientNet options that change the paper's stem, head, channel rounding, blocks or resolution.
+_FIXED_BY_PAPER = ('block_args', 'num_features', 'stem_size', 'stem_kernel_size', 'fix_stem', 'output_stride',
+                   'pad_type', 'aa_layer', 'se_layer', 'round_chs_fn', 'channel_multiplier', 'depth_multiplier',
+                   'channel_divisor', 'group_size', 'arch_def')
 
-    classifier_name = 'classifier'
+
+class RelGraphEfficientNet(RelGraphMixin, EfficientNet):
+    """timm's ``EfficientNet`` (B0) whose 1x1 expansion / projection convs follow one 16-node relational graph.
+
+    Args:
+        graph: The relational graph (resolved from the model name by ``create_relgraph``).
+        match_flops: Widen the stages to the complete graph's MACs (False keeps B0's widths).
+        widths: Explicit stage output widths (skips matching).
+        execution: How relational convs run (see ``timm_relgraph.layers.EXECUTION_STRATEGIES``).
+        num_classes, in_chans, drop_rate, drop_path_rate, global_pool, act_layer (default swish), norm_layer
+            (default BatchNorm2d), device, dtype: timm ``EfficientNet`` options.
+        img_size: Accepted and ignored (any input size works; widths are matched at 224x224).
+    """
 
     def __init__(
             self,
             graph: GraphSpec,
-            num_classes: int = 1000,
-            in_chans: int = 3,
             match_flops: bool = True,
             widths: Optional[Sequence[int]] = None,
-            drop_rate: float = 0.0,
-            global_pool: str = 'avg',
             execution: str = 'dense',
-            img_size: Optional[Union[int, Tuple[int, int]]] = None,
+            num_classes: int = 1000,
+            in_chans: int = 3,
+            drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+            global_pool: str = 'avg',
+            act_layer=None,
+            norm_layer=None,
+            img_size=None,
             device=None,
             dtype=None,
             **kwargs,
     ):
-        super().__init__()
+        fixed = sorted(set(kwargs) & set(_FIXED_BY_PAPER))
+        if fixed:
+            raise TypeError(f'relgraph_{FAMILY} has the paper\'s EfficientNet-B0 stem, blocks and head; {fixed} '
+                            f'cannot be set')
         if kwargs:
-            raise TypeError(f'RelGraphEfficientNet got unexpected arguments {sorted(kwargs)}')
-        del img_size  # any input size works; widths are always matched at 224x224
-        self.num_classes = num_classes
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
-        G = self._init_graph(graph)
-        if widths is None:
-            widths = efficientnet_b0_widths(graph, match_flops)
-        widths = tuple(int(w) for w in widths)
+            raise TypeError(f'{type(self).__name__} got unexpected arguments {sorted(kwargs)}')
+        del img_size
+        relational = not graph.is_complete
+        widths = tuple(int(w) for w in (widths if widths is not None else efficientnet_b0_widths(graph, match_flops)))
         if len(widths) != len(BASE_WIDTHS) or min(widths) < 1:
-            raise ValueError(f'widths must be {len(BASE_WIDTHS)} positive stage widths, got {widths}')
-        # MACs at 224x224 with this model's channels and classes, and of its complete-graph counterpart
-        macs = efficientnet_b0_macs(widths, GraphCounter(G), num_classes, in_chans)
-        baseline = efficientnet_b0_macs(BASE_WIDTHS, GraphCounter(None), num_classes, in_chans)
-        self.widths = list(widths)
-        self.macs, self.baseline_macs = macs, baseline
-        self.num_features = HEAD_WIDTH
+            raise ValueError(f'widths must give {len(BASE_WIDTHS)} positive stage widths, got {widths}')
+        super().__init__(
+            block_args=efficientnet_b0_block_args(widths, relational),
+            num_classes=num_classes,
+            num_features=HEAD_WIDTH,
+            in_chans=in_chans,
+            stem_size=STEM_WIDTH,
+            fix_stem=True,
+            round_chs_fn=_keep_channels,
+            act_layer=get_act_layer(act_layer if act_layer is not None else 'swish'),
+            norm_layer=norm_layer,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+            global_pool=global_pool,
+            device=device,
+            dtype=dtype,
+        )
+        self._check_widths(widths, relational)
+        G = self._setup_graph(graph)
+        self.family, self.widths, self.relational = FAMILY, widths, relational
+        relationalize(self, G, self._relational_layer_names(), init='paper', execution=execution)
+        self._init_paper_weights()
+        pool_mult = self.global_pool.feat_mult()
+        self.macs = efficientnet_b0_macs(widths, GraphCounter(G if relational else None), self.num_classes,
+                                         in_chans, relational=relational, pool_mult=pool_mult)
+        self.baseline_macs = efficientnet_b0_macs(BASE_WIDTHS, GraphCounter(None), self.num_classes, in_chans,
+                                                  relational=False, pool_mult=pool_mult)
 
-        place = torch.device(device) if device is not None else contextlib.nullcontext()
-        with place:
-            self.conv_stem = nn.Conv2d(in_chans, STEM_WIDTH, 3, stride=2, padding=1, bias=False)
-            self.bn1 = nn.BatchNorm2d(STEM_WIDTH)
-            self.act1 = nn.SiLU(inplace=True)
-            stages = []
-            dim_in = STEM_WIDTH
-            reduction = 2
-            self.feature_info = []
-            for i, ((repeats, _, expand, stride, kernel), dim_out) in enumerate(zip(STAGES, widths)):
-                blocks = []
-                for b in range(repeats):
-                    blocks.append(MBConv(dim_in, dim_out, expand, stride if b == 0 else 1, kernel, G, execution))
-                    dim_in = dim_out
-                stages.append(nn.Sequential(*blocks))
-                reduction *= stride
-                if i in FEATURE_STAGES:
-                    self.feature_info.append(dict(num_chs=dim_out, reduction=reduction, module=f'blocks.{i}',
-                                                  stage=i + 1))
-            self.blocks = nn.Sequential(*stages)
-            self.stage_ends: List[int] = [int(f['stage']) for f in self.feature_info]
-            self.conv_head = nn.Conv2d(dim_in, HEAD_WIDTH, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(HEAD_WIDTH)
-            self.act2 = nn.SiLU(inplace=True)
-            self.global_pool, self.classifier = create_classifier(self.num_features, num_classes,
-                                                                  pool_type=global_pool)
-            self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
-            self._init_weights()
-        if dtype is not None:
-            self.to(dtype)
+    def _check_widths(self, widths: Sequence[int], relational: bool) -> None:
+        """The built blocks have the widths the analytic complexity assumes (guards timm's channel rounding)."""
+        in_chs = STEM_WIDTH
+        for stage, (blocks, out_chs) in enumerate(zip(self.blocks, widths)):
+            for blk in blocks:
+                mid_chs, se_chs = block_widths(stage, in_chs, relational)
+                built = (blk.conv_dw.in_channels, blk.se.conv_reduce.out_channels,
+                         (blk.conv_pwl if isinstance(blk, InvertedResidual) else blk.conv_pw).out_channels)
+                if built != (mid_chs, se_chs, out_chs):
+                    raise RuntimeError(f'timm built blocks.{stage} with (expansion, SE, out) = {built}, expected '
+                                       f'{(mid_chs, se_chs, out_chs)}; timm\'s channel rounding changed')
+                in_chs = out_chs
 
-    def _init_weights(self) -> None:
-        # graph2nn init_weights: dense conv N(0, sqrt(2 / (kh * kw * out))) ignoring groups (biases untouched);
-        # relational convs initialise themselves; Linear N(0, 0.01), zero bias; BN gamma 1, beta 0.
+    def _relational_layer_names(self):
+        return [f'blocks.{i}.{j}.{name}' for i, stage in enumerate(self.blocks) for j, blk in enumerate(stage)
+                for name in RELATIONAL_LAYERS[type(blk)]]
+
+    @torch.no_grad()
+    def _init_paper_weights(self) -> None:
+        """graph2nn ``init_weights`` (relational convs are initialised by ``relationalize(init='paper')``)."""
         for m in self.modules():
-            if isinstance(m, RelationalConv2d):
+            if is_relational(m):
                 continue
             if isinstance(m, nn.Conv2d):
                 kh, kw = m.kernel_size
                 nn.init.normal_(m.weight, std=math.sqrt(2.0 / (kh * kw * m.out_channels)))
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+                if m.bias is not None:  # left at PyTorch's default by the paper (timm zeroes it)
+                    fan_in = m.in_channels // m.groups * kh * kw
+                    nn.init.uniform_(m.bias, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False):
-        return dict(
-            stem=r'^conv_stem|bn1',
-            blocks=[
-                (r'^blocks\.(\d+)' if coarse else r'^blocks\.(\d+)\.(\d+)', None),
-                (r'conv_head|bn2', (99999,)),
-            ],
-        )
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-            extra_blocks: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Forward features that returns intermediates (timm's EfficientNet semantics).
-
-        Args:
-            x: Input image tensor.
-            indices: Take last n feature taps if int, all if None, select matching indices if sequence.
-            norm: Unused (no norm layer applies to intermediates).
-            stop_early: Stop iterating over stages when the last desired intermediate is hit.
-            output_fmt: Shape of intermediate feature outputs ('NCHW').
-            intermediates_only: Only return intermediate features.
-            extra_blocks: Index every stage (0 is the stem) instead of the ``feature_info`` taps.
-        """
-        assert output_fmt in ('NCHW',), 'Output shape must be NCHW.'
-        intermediates = []
-        if extra_blocks:
-            take_indices, max_index = feature_take_indices(len(self.blocks) + 1, indices)
-        else:
-            take_indices, max_index = feature_take_indices(len(self.stage_ends), indices)
-            take_indices = [self.stage_ends[i] for i in take_indices]
-            max_index = self.stage_ends[max_index]
-        feat_idx = 0  # stem is index 0
-        x = self.act1(self.bn1(self.conv_stem(x)))
-        if feat_idx in take_indices:
-            intermediates.append(x)
-        if torch.jit.is_scripting() or not stop_early:  # can't slice blocks in torchscript
-            blocks = self.blocks
-        else:
-            blocks = self.blocks[:max_index]
-        for feat_idx, blk in enumerate(blocks, start=1):
-            if self.grad_checkpointing and not torch.jit.is_scripting():
-                x = checkpoint_seq(blk, x)
-            else:
-                x = blk(x)
-            if feat_idx in take_indices:
-                intermediates.append(x)
-        if intermediates_only:
-            return intermediates
-        if feat_idx == self.stage_ends[-1]:
-            x = self.act2(self.bn2(self.conv_head(x)))
-        return x, intermediates
-
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-            extra_blocks: bool = False,
-    ) -> List[int]:
-        """Prune the stages (and head) not required for the given intermediates; returns the kept indices."""
-        if extra_blocks:
-            take_indices, max_index = feature_take_indices(len(self.blocks) + 1, indices)
-            num_chs = self.widths[max_index - 1] if max_index else STEM_WIDTH
-        else:
-            take_indices, max_index = feature_take_indices(len(self.stage_ends), indices)
-            num_chs = self.feature_info[max_index]['num_chs']
-            max_index = self.stage_ends[max_index]
-        prune_end = prune_norm or prune_head or max_index < len(self.blocks)
-        self.blocks = self.blocks[:max_index]
-        if prune_end:
-            self.conv_head = nn.Identity()
-            self.bn2 = nn.Identity()
-            self.act2 = nn.Identity()
-            self.num_features = self.head_hidden_size = num_chs
-        if prune_head or prune_end:
-            self.reset_classifier(0, '')
-        return take_indices
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_stem(x)
-        x = self.bn1(x)
-        x = self.act1(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.blocks, x, flatten=True)
-        else:
-            x = self.blocks(x)
-        x = self.conv_head(x)
-        x = self.bn2(x)
-        x = self.act2(x)
-        return x
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x)
-        if self.drop_rate > 0.:
-            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        init_paper_head(self.classifier)
 
 
 def _cfg(**kwargs):
@@ -357,13 +337,14 @@ def _cfg(**kwargs):
 
 default_cfgs = generate_default_cfgs({
     'relgraph_efficientnet_b0': _cfg(),
-    **{f'{arch}.{tag}': _cfg() for arch, tag in family_tags('efficientnet_b0')},
+    **{f'{arch}.{tag}': _cfg() for arch, tag in family_tags(FAMILY)},
 })
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs) -> RelGraphEfficientNet:
-    return create_relgraph(RelGraphEfficientNet, 'efficientnet_b0', variant, pretrained, default_cfg=_cfg(),
-                           feature_cfg=dict(flatten_sequential=True), **kwargs)
+    # features_only: timm's FeatureListNet on the flattened stages (the taps are whole stages, ``blocks.i``)
+    kwargs.setdefault('feature_cfg', dict(flatten_sequential=True))
+    return create_relgraph(RelGraphEfficientNet, FAMILY, variant, pretrained, default_cfg=_cfg(), **kwargs)
 
 
 @register_model
@@ -380,5 +361,5 @@ def relgraph_efficientnet_b0_c0(pretrained=False, **kwargs) -> RelGraphEfficient
 
 @register_model
 def relgraph_efficientnet_b0_c1(pretrained=False, **kwargs) -> RelGraphEfficientNet:
-    """EfficientNet-B0 on the complete graph: ``relgraph_efficientnet_b0_c1.0_l1.0`` (the plain B0)."""
+    """EfficientNet-B0 on the complete graph: ``relgraph_efficientnet_b0_c1.0_l1.0`` (timm's efficientnet_b0)."""
     return _create('relgraph_efficientnet_b0_c1', pretrained, **kwargs)
