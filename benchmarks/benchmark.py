@@ -35,9 +35,11 @@ from safetensors.torch import save as safetensors_bytes
 
 import timm_relgraph  # noqa: F401
 from timm_relgraph.flops import count_macs
-from timm_relgraph.layers import fold_masks
-from timm_relgraph.models._builder import TIMM_EQUIVALENTS
-from timm_relgraph.paper import FAMILIES, MATCH_SETTING
+from timm_relgraph.layers import EXECUTION_STRATEGIES, fold_masks
+
+TIMM_EQUIVALENTS = {'resnet18': 'resnet18', 'resnet34': 'resnet34', 'resnet50': 'resnet50',
+                    'efficientnet_b0': 'efficientnet_b0'}
+FAMILIES = ['mlp5', 'cnn8', 'resnet18', 'resnet34', 'resnet34sep', 'resnet50', 'efficientnet_b0']
 
 COLUMNS = ['model', 'family', 'role', 'device', 'amp', 'infer_batch_size', 'infer_img_size',
            'infer_samples_per_sec', 'infer_step_time', 'infer_vs_folded', 'train_batch_size', 'train_img_size',
@@ -103,13 +105,14 @@ def models_of(family: str, device) -> Dict[str, torch.nn.Module]:
     }
     if family in TIMM_EQUIVALENTS:
         models['timm'] = timm.create_model(TIMM_EQUIVALENTS[family])
-    models['sparse'] = timm.create_model(f'relgraph_{family}', execution='sparse')
-    models['sparse'].load_state_dict(relational.state_dict())
+    if 'sparse' in EXECUTION_STRATEGIES:
+        models['sparse'] = timm.create_model(f'relgraph_{family}', execution='sparse')
+        models['sparse'].load_state_dict(relational.state_dict())
     return {label: m.to(device) for label, m in models.items()}
 
 
 def benchmark_family(family: str, batch: int, img_size: int, device, amp: bool, rounds: int, steps: int):
-    size = MATCH_SETTING[family][1] if family == 'mlp5' else img_size
+    size = 32 if family == 'mlp5' else img_size  # the MLP's input is CIFAR-sized
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if device.type == 'cpu'
                                        else torch.float16)) if amp else nullcontext
     models = models_of(family, device)

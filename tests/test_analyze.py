@@ -140,3 +140,20 @@ def test_paper_box_test_compares_the_papers_sweet_spot_with_the_rest():
     assert analyze.paper_box_test(better, 'unknown_family') is None
     assert analyze.family_of(['relgraph_mlp5_c0.4_l2.0', 'relgraph_mlp5_c1.0_l1.0']) == 'mlp5'
     assert analyze.family_of(['relgraph_mlp5_c0.4_l2.0', 'relgraph_cnn8_c0.4_l2.0']) is None
+
+
+@pytest.mark.parametrize('content, expected', [
+    ('', 'missing columns'),
+    ('run_id,name,graph_set,generator,C,L,top1,top5,train_seed,epochs\n', 'no runs'),
+    ('a,b,c\n1,2,3\n', 'missing columns'),
+    ('name,graph_set,generator,C,L,top1,top5,train_seed,epochs\nrelgraph_mlp5_c0.4_l2.0,grid,ws_flex,0.4,2.0,88', 'line 2'),
+    ('name,graph_set,generator,C,L,top1,top5,train_seed,epochs\nx,grid,ws_flex,0.4,2.0,abc,99,0,5\n', 'line 2'),
+])
+def test_bad_tables_fail_with_one_line_and_no_output(tmp_path, capsys, content, expected):
+    table = tmp_path / 'bad.csv'
+    table.write_text(content)
+    out = tmp_path / 'report'
+    assert analyze.main([str(table), '--out', str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and expected in err and '\n' not in err
+    assert not out.exists()

@@ -144,3 +144,35 @@ def test_configs_are_valid_train_py_keys(config):
     assert (args.batch_size, args.lr, args.weight_decay) == recipe.get(family, (256, 0.1, 1e-4))
     epochs = 2 if 'fashion' in config.stem else 200 if 'cifar' in config.stem else 100
     assert args.epochs == epochs
+
+
+def test_kill_between_summary_and_checkpoint_leaves_each_epoch_once(tmp_path, monkeypatch):
+    from timm import utils
+
+    real_save = utils.CheckpointSaver.save_checkpoint
+
+    def dies_at_epoch_1(self, epoch, metric=None):
+        if epoch == 1:
+            raise KeyboardInterrupt('killed after the summary row, before the checkpoint')
+        return real_save(self, epoch, metric=metric)
+
+    monkeypatch.setattr(utils.CheckpointSaver, 'save_checkpoint', dies_at_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(tiny_args(tmp_path, 'killed', epochs=3), progress=False)
+    out = next(p for p in tmp_path.rglob('summary.csv') if 'killed' in str(p)).parent
+    assert [r['epoch'] for r in read_summary(out)] == ['0', '1']  # epoch 1's row, but no checkpoint of it
+    monkeypatch.setattr(utils.CheckpointSaver, 'save_checkpoint', real_save)
+    resumed = trainer.train(tiny_args(tmp_path, 'killed', epochs=3, resume=str(out / 'last.pth.tar')),
+                            progress=False)
+    assert [r['epoch'] for r in read_summary(resumed['output_dir'])] == ['0', '1', '2']
+    straight = trainer.train(tiny_args(tmp_path, 'straight3', epochs=3), progress=False)
+    assert [r['eval_top1'] for r in read_summary(resumed['output_dir'])] == [
+        r['eval_top1'] for r in read_summary(straight['output_dir'])]
+
+
+def test_corrupt_yaml_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('epochs: [1, 2\nlr: 0.1\n')
+    assert trainer.main(['--config', str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and 'not valid YAML' in err and 'line' in err and '\n' not in err

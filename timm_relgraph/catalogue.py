@@ -86,8 +86,10 @@ def _check_target(name: str, value) -> float:
         raise ValueError(f'{name} must be a number, got {value!r}')
     try:
         value = float(value)
+    except OverflowError:
+        raise ValueError(f'{name} must be a finite number, got one too large for a float') from None
     except (TypeError, ValueError):
-        raise ValueError(f'{name} must be a number, got {value!r}') from None
+        raise ValueError(f'{name} must be a number, got {repr(value)[:40]}') from None
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f'{name} must be a finite number, got {value}')
     return value

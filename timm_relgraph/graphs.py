@@ -29,10 +29,13 @@ import numpy as np
 __all__ = [
     'ws_flex', 'graph_stats', 'fast_graph_stats', 'complete_graph', 'GraphSpec',
     'graph_from_adjacency', 'load_adjacency_file', 'connectome', 'CONNECTOMES',
-    'edge_list', 'edge_hash', 'ring_counts',
+    'edge_list', 'edge_hash', 'ring_counts', 'MAX_NODES',
 ]
 
 MAX_CONNECT_TRIES = 100
+# Largest graph built: far above the paper's (16, 64 and the 71-node connectome), small enough that building,
+# measuring and masking stay fast. A spec over it is refused before any work is done.
+MAX_NODES = 256
 
 # The biological networks the paper compares against (adjacency files published with graph2nn).
 CONNECTOMES = {
@@ -44,23 +47,33 @@ CONNECTOME_NODES = {'mcwhole': 71, 'mcvisual': 30, 'cat': 52}
 CONNECTOME_DIR_ENV = 'RELGRAPH_CONNECTOME_DIR'
 
 
-def _check_int(name: str, value, minimum: Optional[int] = None) -> int:
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + '...'
+
+
+def _check_int(name: str, value, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             hint = f' (did you mean {int(value)}?)'
         else:
             hint = ''
-        raise ValueError(f'{name} must be an integer, got {value!r}{hint}')
+        raise ValueError(f'{name} must be an integer, got {_shown(value)}{hint}')
     value = int(value)
     if minimum is not None and value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
+        raise ValueError(f'{name} must be >= {minimum}, got {_shown(value)}')
+    if maximum is not None and value > maximum:
+        raise ValueError(f'{name} must be <= {maximum}, got {_shown(value)} (nearest valid: {maximum})')
     return value
 
 
 def _check_real(name: str, value, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f'{name} must be a real number, got {value!r}')
-    value = float(value)
+        raise ValueError(f'{name} must be a real number, got {_shown(value)}')
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f'{name} must lie in [{low:g}, {high:g}], got {_shown(value)} (too large)') from None
     if math.isnan(value):
         raise ValueError(f'{name} must be a number, got NaN')
     if not low <= value <= high:
@@ -158,7 +171,7 @@ def ws_flex(n: int, k: float, p: float, seed: int) -> nx.Graph:
     Raises:
         ValueError: on an invalid argument, or when no connected graph is drawn in 100 tries.
     """
-    n = _check_int('n', n, minimum=2)
+    n = _check_int('n', n, minimum=2, maximum=MAX_NODES)
     k = _check_real('k', k, 2.0, float(n))
     p = _check_real('p', p, 0.0, 1.0)
     seed = _check_int('seed', seed)
@@ -182,6 +195,8 @@ def graph_stats(G: nx.Graph) -> Tuple[float, float]:
     ``C`` is the mean of the local clustering coefficients, ``L`` the mean shortest-path length over
     all ordered node pairs, both on the undirected simple graph without self-loops.
     """
+    if not isinstance(G, nx.Graph):
+        raise ValueError(f'graph_stats needs a networkx graph, got {type(G).__name__}')
     if G.number_of_nodes() < 2:
         raise ValueError(f'graph_stats needs at least 2 nodes, got {G.number_of_nodes()}')
     H = nx.Graph(G)
@@ -307,15 +322,15 @@ class GraphSpec:
 
     def __post_init__(self):
         if self.generator not in ('ws_flex', 'connectome'):
-            raise ValueError(f"unknown graph generator {self.generator!r}; choose 'ws_flex' or 'connectome'")
+            raise ValueError(f"unknown graph generator {_shown(self.generator)}; choose 'ws_flex' or 'connectome'")
         if self.generator == 'ws_flex':
-            n = _check_int('n', self.n, minimum=2)
+            n = _check_int('n', self.n, minimum=2, maximum=MAX_NODES)
             object.__setattr__(self, 'n', n)
             object.__setattr__(self, 'k', _check_real('k', self.k, 2.0, float(n)))
             object.__setattr__(self, 'p', _check_real('p', self.p, 0.0, 1.0))
             object.__setattr__(self, 'seed', _check_int('seed', self.seed))
         elif self.name not in CONNECTOMES:
-            raise ValueError(f'unknown connectome {self.name!r}; choose one of {sorted(CONNECTOMES)}')
+            raise ValueError(f'unknown connectome {_shown(self.name)}; choose one of {sorted(CONNECTOMES)}')
         else:
             object.__setattr__(self, 'n', CONNECTOME_NODES[self.name])
 

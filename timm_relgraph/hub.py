@@ -17,9 +17,11 @@ import argparse
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -60,10 +62,21 @@ def load_training_checkpoint(path) -> Dict[str, Any]:
     if not path.is_file():
         raise HubError(f'checkpoint {path} does not exist')
     if path.suffix == '.safetensors':
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
-        return {'state_dict': load_file(str(path))}
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        try:
+            return {'state_dict': load_file(str(path))}
+        except (SafetensorError, OSError, ValueError) as err:
+            raise HubError(f'{path} is not a readable safetensors file: {str(err)[:200]}') from None
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)  # torch's note on the pickle protocol
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith('Unsupported')), lines[-1] if lines else '')
+        raise HubError(f'{path} was refused: only tensors, containers and argparse.Namespace may be unpickled '
+                       f'(weights_only=True); {reason[:200] or type(err).__name__}') from None
     if not isinstance(ckpt, dict):
         raise HubError(f'{path} is not a checkpoint dict')
     if 'state_dict' not in ckpt:
@@ -143,6 +156,8 @@ def export_model(model, out_dir, results: Optional[Dict[str, Any]] = None, repo_
     if out_dir.exists() and any(out_dir.iterdir()):
         raise HubError(f'{out_dir} exists and is not empty; choose a new folder')
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(f'.{out_dir.name}.*'):  # left by an earlier publish that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f'.{out_dir.name}.'))
     try:
         graph = dict(model.pretrained_cfg['graph'])
@@ -151,7 +166,9 @@ def export_model(model, out_dir, results: Optional[Dict[str, Any]] = None, repo_
         save_for_hf(model, tmp, model_args=model_args, safe_serialization=True, data_config=data_config)
         config = json.loads((tmp / CONFIG).read_text())
         config['pretrained_cfg']['graph'] = graph
-        config['relgraph'] = {'results': results or {}, 'weights_sha256': _sha256(tmp / WEIGHTS)}
+        weights_sha256 = _sha256(tmp / WEIGHTS)
+        config['pretrained_cfg']['weights_sha256'] = weights_sha256  # checked by create_model(pretrained=True)
+        config['relgraph'] = {'results': results or {}, 'weights_sha256': weights_sha256}
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + '\n')
         (tmp / CARD).write_text(_render_card(model, config, results or {}, repo_id))
         for f in tmp.iterdir():
@@ -189,7 +206,10 @@ def export_checkpoint(checkpoint, out_dir, model_name: Optional[str] = None, res
         model = timm.create_model(name, **kwargs)
     except (RuntimeError, ValueError) as err:
         raise HubError(f"cannot build '{name}' from {checkpoint}: {err}") from err
-    model.load_state_dict(ckpt['state_dict'])
+    try:
+        model.load_state_dict(ckpt['state_dict'])
+    except RuntimeError as err:  # GraphMismatchError included
+        raise HubError(f"{checkpoint} does not hold weights of '{name}': {str(err).splitlines()[0][:300]}") from None
     model.eval()
     data_config = {key: args[key] for key in ('mean', 'std', 'crop_pct', 'interpolation') if args.get(key)}
     return export_model(model, out_dir, results=results, repo_id=repo_id, data_config=data_config or None)

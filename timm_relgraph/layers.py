@@ -44,7 +44,7 @@ class GraphMismatchError(RuntimeError):
 
 
 def _graph_tensor(G: nx.Graph, max_nodes: int) -> torch.Tensor:
-    return torch.tensor(node_adjacency(fit_graph(G, max_nodes)).astype(np.uint8))
+    return torch.tensor(node_adjacency(fit_graph(G, max_nodes)).astype(np.uint8), device='cpu')
 
 
 def _kept_pairs(adjacency: torch.Tensor, out_channels: int, in_channels: int) -> torch.Tensor:
@@ -52,7 +52,7 @@ def _kept_pairs(adjacency: torch.Tensor, out_channels: int, in_channels: int) ->
     n = adjacency.shape[0]
     rows = torch.from_numpy(node_of_channel(out_channels, n))
     cols = torch.from_numpy(node_of_channel(in_channels, n))
-    keep = adjacency.bool()[rows][:, cols]
+    keep = adjacency.to('cpu').bool()[rows][:, cols]
     return keep.flatten().nonzero().squeeze(1)
 
 
@@ -82,7 +82,7 @@ class _RelationalMixin:
         self.execution = execution
         max_nodes = min(self.in_channels_, self.out_channels_)
         if isinstance(graph, torch.Tensor):
-            adjacency = graph.detach().to('cpu', torch.uint8).clone()
+            adjacency = graph.detach().to('cpu', torch.uint8).clone()  # the CPU copy, whatever the device
             if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1] or adjacency.shape[0] > max_nodes:
                 raise ValueError(f'graph tensor must be [n, n] with n <= {max_nodes}, got {tuple(adjacency.shape)}')
         else:

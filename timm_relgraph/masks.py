@@ -35,13 +35,24 @@ def node_of_channel(channels: int, n: int) -> np.ndarray:
     return np.repeat(np.arange(n), node_channel_sizes(channels, n))
 
 
+def _sorted_nodes(G: nx.Graph) -> list:
+    """The graph's nodes in the order the channel blocks follow (sorted labels)."""
+    if not isinstance(G, nx.Graph):
+        raise ValueError(f'a relational graph must be a networkx graph, got {type(G).__name__}')
+    try:
+        return sorted(G.nodes())
+    except TypeError:
+        raise ValueError("the graph's node labels cannot be ordered (mixed types); relabel them, e.g. with "
+                         'networkx.convert_node_labels_to_integers') from None
+
+
 def fit_graph(G: nx.Graph, max_nodes: int) -> nx.Graph:
     """The graph to use on a layer with fewer channels than nodes: ``n`` is clipped to ``max_nodes``.
 
     A WS-flex graph is redrawn at the clipped size with the same ``k / n``, ``p`` and seed (as the paper's
     code does); any other graph keeps the subgraph on its first ``max_nodes`` nodes.
     """
-    n = G.number_of_nodes()
+    n = len(_sorted_nodes(G))
     if max_nodes >= n:
         return G
     if max_nodes < 2:
@@ -52,12 +63,12 @@ def fit_graph(G: nx.Graph, max_nodes: int) -> nx.Graph:
     if attrs.get('generator') == 'ws_flex':
         k = min(max(attrs['k'] * max_nodes / n, 2.0), float(max_nodes))
         return ws_flex(max_nodes, k, attrs['p'], attrs['seed'])
-    return nx.convert_node_labels_to_integers(G.subgraph(sorted(G.nodes())[:max_nodes]))
+    return nx.convert_node_labels_to_integers(G.subgraph(_sorted_nodes(G)[:max_nodes]))
 
 
 def node_adjacency(G: nx.Graph) -> np.ndarray:
     """``[n, n]`` 0/1 matrix of the graph with self-loops on (nodes in sorted order)."""
-    nodes = sorted(G.nodes())
+    nodes = _sorted_nodes(G)
     A = nx.to_numpy_array(G, nodelist=nodes, dtype=np.float32)
     A = ((A + A.T) > 0).astype(np.float32)
     np.fill_diagonal(A, 1.0)

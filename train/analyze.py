@@ -32,16 +32,39 @@ L_EDGES = np.linspace(1.0, 4.5, 16)
 ALPHA = 0.05
 
 
+REQUIRED_COLUMNS = ('name', 'graph_set', 'generator', 'C', 'L', 'top1', 'top5', 'train_seed', 'epochs')
+
+
+class TableError(ValueError):
+    """A results table that cannot be analysed (missing, empty, truncated or without the needed columns)."""
+
+
 def load(path) -> List[Dict[str, Any]]:
-    with open(path, newline='') as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for key in ('C', 'L', 'top1', 'top5'):
-            r[key] = float(r[key])
-        r['error'] = 100.0 - r['top1']
-        r['train_seed'] = int(r['train_seed'])
-        r['epochs'] = int(r['epochs'])
-        r['top1_by_epoch'] = json.loads(r.get('top1_by_epoch') or '[]')
+    """Read a sweep table; every problem is a :class:`TableError` naming the file, row and column."""
+    try:
+        with open(path, newline='') as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise TableError(f'{path}: cannot read the table ({err})') from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise TableError(f'{path}: missing columns {missing}; a sweep table (train/sweep.py) has {list(REQUIRED_COLUMNS)}')
+    if not rows:
+        raise TableError(f'{path}: no runs in the table (only a header)')
+    for i, r in enumerate(rows, start=2):
+        try:
+            for key in ('C', 'L', 'top1', 'top5'):
+                r[key] = float(r[key])
+                if not math.isfinite(r[key]):
+                    raise ValueError(f'{key} is not finite')
+            r['error'] = 100.0 - r['top1']
+            r['train_seed'] = int(r['train_seed'])
+            r['epochs'] = int(r['epochs'])
+            r['top1_by_epoch'] = json.loads(r.get('top1_by_epoch') or '[]')
+        except (TypeError, ValueError) as err:  # None for a truncated row, bad numbers, bad JSON
+            raise TableError(f'{path}: line {i} is malformed or truncated ({err})') from None
     return rows
 
 
@@ -304,9 +327,12 @@ def _fmt_box(box) -> str:
 
 def analyze(full_path, out_dir, cheap_path=None, title='sweep', command: str = '') -> Dict[str, Any]:
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = load(full_path)
+    cheap_rows = load(cheap_path) if cheap_path else None
     graphs = per_graph(rows)
+    if not any(g['generator'] == 'ws_flex' and not is_complete(g) for g in graphs.values()):
+        raise TableError(f'{full_path}: no relational (WS-flex, non-complete) graph to analyse')
+    out_dir.mkdir(parents=True, exist_ok=True)
     spot = sweet_spot(graphs)
     ws = {n: g for n, g in graphs.items() if g['generator'] == 'ws_flex' and not is_complete(g)}
     best = min(ws.values(), key=lambda g: g['mean'])
@@ -314,7 +340,7 @@ def analyze(full_path, out_dir, cheap_path=None, title='sweep', command: str = '
     connectomes = [g for g in graphs.values() if g['generator'] == 'connectome']
     smooth = neighbour_smoothness(graphs)
     by_epoch = epoch_correlations(graphs)
-    cheap = cheap_vs_full(per_graph(load(cheap_path)), graphs) if cheap_path else None
+    cheap = cheap_vs_full(per_graph(cheap_rows), graphs) if cheap_rows else None
     inside = [g for g in ws.values() if in_box(g, spot['box'])]
     outside = [g for g in ws.values() if g not in inside]
 
@@ -537,7 +563,11 @@ def main(argv=None) -> int:
     parser.add_argument('--title', default='sweep')
     parser.add_argument('--command', default='', help='the command line that reproduces the table (for the report)')
     args = parser.parse_args(argv)
-    s = analyze(args.results, args.out, args.cheap, args.title, args.command)
+    try:
+        s = analyze(args.results, args.out, args.cheap, args.title, args.command)
+    except TableError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     print(json.dumps({k: s[k] for k in ('best', 'complete', 'sweet_spot', 'cheap_vs_full')}, indent=2))
     return 0
 

@@ -20,6 +20,7 @@ Options of train.py this trainer does not implement are accepted only at train.p
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
 import importlib
 import logging
@@ -190,8 +191,15 @@ def check_config(cfg: Dict[str, Any], parser: Optional[argparse.ArgumentParser] 
 
 
 def _load_yaml(path: Union[str, Path]) -> Dict[str, Any]:
-    with open(path) as f:
-        cfg = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            cfg = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        where = getattr(err, 'problem_mark', None)
+        at = f' (line {where.line + 1}, column {where.column + 1})' if where is not None else ''
+        raise ConfigError(f'{path}: not valid YAML{at}: {getattr(err, "problem", None) or err}') from None
+    except UnicodeDecodeError:
+        raise ConfigError(f'{path}: not a text (UTF-8) YAML file') from None
     if not isinstance(cfg, dict):
         raise ConfigError(f'{path}: expected a mapping of train.py argument names to values')
     return cfg
@@ -281,6 +289,23 @@ def _output_dir(args, data_config) -> str:
 
 
 @torch.no_grad()
+def keep_summary_before(path: str, epoch: int) -> None:
+    """Drop the summary rows of epochs >= ``epoch`` (they are redone), atomically; a no-op without any."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline='') as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].strip().isdigit() and int(r[0]) < epoch]
+    if len(kept) == len(rows):
+        return
+    tmp = path + '.tmp'
+    with open(tmp, 'w', newline='') as f:
+        csv.writer(f).writerows(kept if len(kept) > 1 else [])
+    os.replace(tmp, path)
+
+
 def evaluate(task, model, loader, device, amp_autocast=nullcontext, progress=None, desc='eval') -> Dict[str, float]:
     model.eval()
     evaluator = task.create_evaluator()
@@ -383,6 +408,8 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
         saver.load_state_dict_from_checkpoint(args.resume)
     with open(os.path.join(output_dir, 'args.yaml'), 'w') as f:
         yaml.safe_dump(vars(args), f, default_flow_style=False)
+    summary_path = os.path.join(output_dir, 'summary.csv')
+    keep_summary_before(summary_path, start_epoch)
 
     print(f'{args.model}: {sum(p.numel() for p in model.parameters()):,} params, input {data_config["input_size"]}, '
           f'{len(train_ds)} train / {len(eval_ds)} eval samples, epochs {start_epoch}->{num_epochs}, '
@@ -432,7 +459,9 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
         if task.has_ema():
             eval_metrics = evaluate(task, task.get_eval_model(ema=True), loader_eval, device, amp_autocast, progress,
                                     desc='eval (EMA)')
-        utils.update_summary(epoch, train_metrics, eval_metrics, os.path.join(output_dir, 'summary.csv'), lr=lr)
+        # The summary row, then the checkpoint: a run killed between the two has no checkpoint of this epoch,
+        # so --resume redoes it, and keep_summary_before() (above) drops the row it had already written.
+        utils.update_summary(epoch, train_metrics, eval_metrics, summary_path, lr=lr)
         best_metric, best_epoch = saver.save_checkpoint(epoch, metric=eval_metrics[args.eval_metric])
         lr_scheduler.step(epoch_p_1, eval_metrics[args.eval_metric])
         metrics = dict(epoch=epoch, train_loss=train_metrics['loss'],

@@ -68,6 +68,7 @@ class RelGraphNet(RelGraphMixin, nn.Module):
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=pool_type,
                                                       device=like.device, dtype=like.dtype)
         self.global_pool.train(self.training)
+        self.fc.train(self.training)
         self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
         init_paper_head(self.fc)
 

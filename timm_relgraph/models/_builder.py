@@ -23,7 +23,7 @@ from ..names import (PREFIX, RelgraphName, RelgraphNameError, format_name, join_
                      split_tag)
 from ..paper import FAMILIES, PAPER_ID, PAPER_NAME, best_graph
 
-__all__ = ['RelGraphMixin', 'create_relgraph', 'graph_for', 'spec_for_name', 'base_cfg', 'family_tags',
+__all__ = ['RelGraphMixin', 'WeightsIntegrityError', 'verify_recorded_weights', 'create_relgraph', 'graph_for', 'spec_for_name', 'base_cfg', 'family_tags',
            'suggest_names', 'explain_name', 'init_paper_head', 'PUBLISHED', 'TIMM_EQUIVALENTS']
 
 # Weights published on the Hugging Face Hub: (family, tag) -> hub id.
@@ -158,6 +158,35 @@ def _default_tag(entrypoint: str) -> Optional[str]:
     return next((tag for arch, tag in family_tags(family) if arch == entrypoint), None)
 
 
+# Bounds on the size arguments a name, a config.json or a caller may pass: far above any real use, low enough
+# that a typo or a tampered config fails at once instead of allocating gigabytes.
+SIZE_LIMITS = {'num_classes': (0, 1_000_000), 'in_chans': (1, 4096), 'img_size': (1, 8192),
+               'base_width': (1, 65536), 'width': (1, 65536)}
+MAX_WIDTH = 65536
+
+
+def _check_sizes(kwargs: Dict[str, Any]) -> None:
+    def check(key, value, low, high):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise RelgraphNameError(f'{key} must be an integer in [{low}, {high}], got {quote(repr(value))}')
+
+    for key, (low, high) in SIZE_LIMITS.items():
+        value = kwargs.get(key)
+        if value is None:
+            continue
+        if key == 'img_size' and isinstance(value, (tuple, list)) and len(value) == 2:
+            for v in value:
+                check(key, v, low, high)
+        else:
+            check(key, value, low, high)
+    widths = kwargs.get('widths')
+    if widths is not None:
+        if not isinstance(widths, (tuple, list)) or not widths:
+            raise RelgraphNameError(f'widths must be a list of stage widths, got {quote(repr(widths))}')
+        for w in widths:
+            check('widths', w, 1, MAX_WIDTH)
+
+
 def create_relgraph(model_cls: Callable[..., nn.Module], family: str, variant: str, pretrained: bool = False,
                     default_cfg: Optional[Dict[str, Any]] = None, **kwargs) -> nn.Module:
     """Build a relational-graph model through timm's ``build_model_with_cfg``.
@@ -170,6 +199,7 @@ def create_relgraph(model_cls: Callable[..., nn.Module], family: str, variant: s
 
     from ..layers import GraphMismatchError
 
+    _check_sizes(kwargs)
     tag, given_cfg = _tag_of(kwargs.pop('pretrained_cfg', None))
     graph, c, l = kwargs.pop('graph', None), kwargs.pop('c', None), kwargs.pop('l', None)
     if tag is None and variant != f'{PREFIX}{family}':
@@ -189,7 +219,21 @@ def create_relgraph(model_cls: Callable[..., nn.Module], family: str, variant: s
     hub_id = PUBLISHED.get((family, tag or ''))
     if hub_id and not given_cfg.get('hf_hub_id'):
         cfg['hf_hub_id'] = hub_id
-    model = build_model_with_cfg(model_cls, variant, pretrained, pretrained_cfg=cfg, graph=spec, **kwargs)
+    if pretrained:
+        verify_recorded_weights({**cfg, 'weights_sha256': given_cfg.get('weights_sha256')})
+    from safetensors import SafetensorError
+
+    try:
+        model = build_model_with_cfg(model_cls, variant, pretrained, pretrained_cfg=cfg, graph=spec, **kwargs)
+    except SafetensorError as err:
+        raise WeightsIntegrityError(f'the pretrained weights file is not valid safetensors: {str(err)[:200]}') from err
+    except RuntimeError as err:
+        if not pretrained or isinstance(err, GraphMismatchError) or 'state_dict' not in str(err):
+            raise
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise WeightsIntegrityError(
+            f'the pretrained weights do not fit the model their config describes ({len(lines) - 1} problems; first: '
+            f'{lines[1][:200] if len(lines) > 1 else lines[0][:200]})') from err
     info = getattr(model, 'graph_info', None) or spec.describe()  # a features_only wrapper has none
     recorded = given_cfg.get('graph')
     if isinstance(recorded, dict) and recorded.get('edges_sha256') not in (None, info['edges_sha256']):
@@ -203,6 +247,43 @@ def create_relgraph(model_cls: Callable[..., nn.Module], family: str, variant: s
         model.pretrained_cfg['macs'] = model.macs
     model._model_args = {'graph': spec.to_dict()}
     return model
+
+
+class WeightsIntegrityError(RuntimeError):
+    """A weights file whose sha256 differs from the one recorded in its config.json (corrupted or edited)."""
+
+
+def _weights_file(cfg: Dict[str, Any]):
+    """The weights file ``pretrained=True`` would load for a config from a Hub folder or repo, or None."""
+    from pathlib import Path
+
+    if cfg.get('file'):
+        path = Path(cfg['file'])
+        return path / 'model.safetensors' if path.is_dir() else path
+    if cfg.get('hf_hub_id'):
+        from huggingface_hub import hf_hub_download
+        return Path(hf_hub_download(cfg['hf_hub_id'], filename=cfg.get('hf_hub_filename') or 'model.safetensors',
+                                    revision=cfg.get('hf_hub_revision')))
+    return None
+
+
+def verify_recorded_weights(cfg: Dict[str, Any]) -> None:
+    """Refuse weights whose sha256 is not the one recorded next to them (checked before anything is loaded)."""
+    import hashlib
+
+    expected = cfg.get('weights_sha256')
+    if expected is not None and not (isinstance(expected, str) and len(expected) == 64):
+        raise WeightsIntegrityError(f'config.json records a malformed weights_sha256 ({quote(repr(expected))})')
+    path = _weights_file(cfg) if expected else None
+    if path is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise WeightsIntegrityError(f'{path.name} has sha256 {digest.hexdigest()[:16]}..., but its config.json '
+                                    f'records {str(expected)[:16]}...: the weights were corrupted or edited')
 
 
 def init_paper_head(fc: nn.Module) -> None:
