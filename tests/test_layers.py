@@ -148,26 +148,43 @@ def test_inference_caches_the_dense_weight_until_it_changes():
     torch.manual_seed(0)
     layer = RelationalConv2d(32, 32, 3, ws_flex(16, 4, 0.2, 1), padding=1).eval()
     x = torch.randn(1, 32, 5, 5)
-    calls = []
-    original = layer.dense_weight
-    layer.dense_weight = lambda: calls.append(1) or original()
     with torch.no_grad():
         first = layer(x)
+        cache = layer._dense_cache
         layer(x)
-    assert len(calls) == 1  # built once, reused
-    with torch.no_grad():
-        layer.weight.mul_(2)  # an in-place change (an optimizer step, a load) drops the cache
-        assert torch.allclose(layer(x), 2 * first, atol=1e-5)
-    assert len(calls) == 2
+        assert layer._dense_cache is cache  # built once, reused
+        layer.weight.mul_(2)  # an in-place change (an optimizer step, a load) refreshes it
+        assert torch.allclose(layer(x), 2 * first, atol=1e-5) and layer._dense_cache is not cache
     layer.load_state_dict({'weight': layer.weight.detach() / 2, 'graph': layer.graph})
     with torch.no_grad():
         assert torch.allclose(layer(x), first, atol=1e-5)
         layer.double()  # moving the module drops it too
-        assert layer(x.double()).dtype == torch.float64
-    assert len(calls) == 4
-    out = layer(x.double())  # autograd on: no cache, gradients reach the packed weight
+        assert layer._dense_cache is None
+        assert layer(x.double()).dtype == torch.float64 and layer._dense_cache[1].dtype == torch.float64
+    out = layer(x.double())  # autograd on: gradients reach the packed weight
     out.sum().backward()
-    assert layer.weight.grad is not None and len(calls) == 5
+    assert layer.weight.grad is not None and layer.weight.grad.shape == layer.weight.shape
+
+
+def test_changing_weights_between_forward_and_backward_is_reported_as_for_dense_layers():
+    layer = RelationalLinear(32, 32, ws_flex(16, 4, 0.2, 1)).train()
+    out = layer(torch.randn(4, 32))
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    with pytest.raises(RuntimeError, match='inplace'):
+        out.sum().backward()
+
+
+def test_two_forwards_then_one_backward_give_the_summed_gradient():
+    torch.manual_seed(0)
+    layer = RelationalConv2d(16, 16, 3, ws_flex(16, 4, 0.2, 1), padding=1).train()
+    a, b = torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)
+    (layer(a).sum() + layer(b).square().sum()).backward()
+    grad = layer.weight.grad.clone()
+    layer.weight.grad = None
+    w = layer.dense_weight()
+    (layer._conv_forward(a, w, None).sum() + layer._conv_forward(b, w, None).square().sum()).backward()
+    assert torch.allclose(grad, layer.weight.grad, atol=1e-5)
 
 
 def test_dense_masked_state_dict_of_the_earlier_format_is_packed_on_load():

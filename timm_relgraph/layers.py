@@ -56,6 +56,7 @@ def _kept_pairs(adjacency: torch.Tensor, out_channels: int, in_channels: int) ->
     return keep.flatten().nonzero().squeeze(1)
 
 
+@torch.jit.unused
 def _is_graph_capture() -> bool:
     """Whether a graph is being captured (jit.trace, fx, dynamo / torch.export): expand, do not cache."""
     if torch.jit.is_tracing():
@@ -66,6 +67,26 @@ def _is_graph_capture() -> bool:
         return True
     compiler = getattr(torch, 'compiler', None)
     return bool(compiler is not None and hasattr(compiler, 'is_compiling') and compiler.is_compiling())
+
+
+class _ScatterKept(torch.autograd.Function):
+    """Kept weights -> the layer's dense buffer; backward gathers the kept entries of the dense gradient.
+
+    The packed weight is saved for backward, so changing it in place between a forward and its backward is
+    reported by autograd exactly as for an ordinary weight; the buffer is only rewritten when the packed
+    weight changed, so several forwards on the same weights may share it.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, layer):
+        ctx.save_for_backward(weight, layer.kept)
+        ctx.rows_shape = layer.rows_shape_
+        return layer._cached_dense().view(layer.dense_shape_)  # a view: the buffer itself never joins a graph
+
+    @staticmethod
+    def backward(ctx, grad):
+        _, kept = ctx.saved_tensors
+        return grad.reshape(ctx.rows_shape).index_select(0, kept), None
 
 
 class _RelationalMixin:
@@ -157,18 +178,32 @@ class _RelationalMixin:
 
     @torch.jit.unused
     def _cached_dense(self) -> torch.Tensor:
+        """The dense weight in a buffer this layer keeps, rewritten only when the packed weight changed (in
+        place, replaced, moved). Not differentiable: :meth:`_workspace_weight` wraps it for training."""
         key = self._cache_key()
-        if self._dense_cache is None or self._dense_cache[0] != key:
+        cached = self._dense_cache
+        if cached is None or cached[0] != key:
             with torch.no_grad():
-                self._dense_cache = (key, self.dense_weight())
-        return self._dense_cache[1]
+                if cached is None or cached[1].dtype != self.weight.dtype or cached[1].device != self.weight.device:
+                    rows = self.weight.new_zeros(self.rows_shape_)
+                else:
+                    rows = cached[1]
+                rows.index_copy_(0, self.kept, self.weight.detach())
+            self._dense_cache = cached = (key, rows)
+        return cached[1]
+
+    @torch.jit.unused
+    def _workspace_weight(self) -> torch.Tensor:
+        """The dense weight for a training step, scattered into the kept buffer (no fresh allocation and
+        fill per step, which dominated the cost) with gradients flowing back to the kept weights."""
+        return _ScatterKept.apply(self.weight, self)
 
     @torch.jit.unused
     def _cached_csr(self) -> torch.Tensor:
         key = self._cache_key()
         if self._csr_cache is None or self._csr_cache[0] != key:
             with torch.no_grad():
-                dense = self.dense_weight().reshape(self.out_channels_, self.in_channels_)
+                dense = self._cached_dense().reshape(self.out_channels_, self.in_channels_)
                 with warnings.catch_warnings():  # torch calls its sparse CSR support 'beta'
                     warnings.simplefilter('ignore', UserWarning)
                     self._csr_cache = (key, dense.to_sparse_csr())
@@ -177,9 +212,7 @@ class _RelationalMixin:
     @torch.jit.unused
     def _inference(self) -> bool:
         """Whether this call may use a cached weight: eval mode, no autograd through the weight, eager."""
-        if self.training or _is_graph_capture():
-            return False
-        return not (torch.is_grad_enabled() and self.weight.requires_grad)
+        return not self.training and not (torch.is_grad_enabled() and self.weight.requires_grad)
 
     @torch.jit.unused
     def _sparse_supported(self, x: torch.Tensor) -> bool:
@@ -241,12 +274,14 @@ class RelationalLinear(_RelationalMixin, nn.Linear):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_scripting() or not self._inference():
+        if torch.jit.is_scripting() or _is_graph_capture():
             return F.linear(x, self.dense_weight(), self.bias)
+        if not self._inference():
+            return F.linear(x, self._workspace_weight(), self.bias)
         if self.execution == 'sparse' and x.dim() == 2 and self._sparse_supported(x):
             y = torch.sparse.mm(self._cached_csr(), x.t()).t()
             return y + self.bias if self.bias is not None else y
-        return F.linear(x, self._cached_dense(), self.bias)
+        return F.linear(x, self._cached_dense().view(self.dense_shape_), self.bias)
 
 
 class RelationalConv2d(_RelationalMixin, nn.Conv2d):
@@ -291,12 +326,14 @@ class RelationalConv2d(_RelationalMixin, nn.Conv2d):
         return y + self.bias.view(1, -1, 1, 1) if self.bias is not None else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_scripting() or not self._inference():
+        if torch.jit.is_scripting() or _is_graph_capture():
             return self._conv_forward(x, self.dense_weight(), self.bias)
+        if not self._inference():
+            return self._conv_forward(x, self._workspace_weight(), self.bias)
         if (self.execution == 'sparse' and self.kernel_size == (1, 1) and self.padding == (0, 0)
                 and self.padding_mode == 'zeros' and x.dim() == 4 and self._sparse_supported(x)):
             return self._pointwise_sparse(x)
-        return self._conv_forward(x, self._cached_dense(), self.bias)
+        return self._conv_forward(x, self._cached_dense().view(self.dense_shape_), self.bias)
 
 
 def is_relational(module: nn.Module) -> bool:
