@@ -212,3 +212,14 @@ def test_sparse_execution_matches_dense(kind):
     dense = layer(x)  # autograd on: the dense path
     with torch.no_grad():
         assert torch.allclose(layer(x), dense, atol=1e-5)
+
+
+def test_auto_execution_uses_csr_only_where_it_was_measured_faster():
+    G = ws_flex(16, 4, 0.2, 1)
+    linear = RelationalLinear(64, 48, G).eval()
+    conv = RelationalConv2d(64, 48, 1, G).eval()
+    assert linear.execution == conv.execution == 'auto'
+    with torch.no_grad():
+        linear(torch.randn(3, 64))
+        conv(torch.randn(1, 64, 4, 4))
+    assert linear._csr_cache is not None and conv._csr_cache is None

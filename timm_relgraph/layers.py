@@ -10,13 +10,16 @@ graph, one from another graph is refused on load, and one in the earlier dense-m
 
 How a layer runs is its ``execution`` strategy:
 
-* ``'dense'`` (default): scatter the kept weights into a dense weight and call the dense kernel. Gradients
+* ``'dense'``: scatter the kept weights into the layer's dense buffer and call the dense kernel. Gradients
   reach only the kept weights, so training equals masking a dense weight (same outputs, same gradients,
-  same optimizer steps), without the per-step mask multiply. In eval mode without autograd the dense
-  weight is cached until the parameter changes (in place or replaced) or the module moves.
+  same optimizer steps), without the per-step mask multiply. The buffer is rewritten only when the packed
+  weight changed (in place or replaced) and dropped when the module moves, so inference in eval mode
+  without autograd does not rebuild it on every call.
 * ``'sparse'``: as ``'dense'`` in training; at inference, Linear and 1x1 convs multiply by a cached CSR
-  copy of the weight (torch.sparse), which beats the dense kernel at the paper's densities on CPU
-  (``benchmarks/``). Other convs run dense.
+  copy of the weight (torch.sparse; float32/float64, outside autocast).
+* ``'auto'`` (default): what ``benchmarks/benchmark.py`` measured faster on CPU: CSR for Linear inference
+  on the CPU (mlp5: about 0.6x the dense kernel's time at the paper's densities), dense everywhere else
+  (CSR 1x1 convs took 1.5-2.3x the dense kernel's time).
 """
 
 import fnmatch
@@ -36,7 +39,7 @@ from .masks import fit_graph, node_adjacency, node_channel_sizes, node_of_channe
 __all__ = ['RelationalLinear', 'RelationalConv2d', 'is_relational', 'relationalize', 'fold_masks',
            'EXECUTION_STRATEGIES', 'GraphMismatchError']
 
-EXECUTION_STRATEGIES = ('dense', 'sparse')
+EXECUTION_STRATEGIES = ('auto', 'dense', 'sparse')
 
 
 class GraphMismatchError(RuntimeError):
@@ -139,11 +142,11 @@ class _RelationalMixin:
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
         self._dense_cache = self._csr_cache = None
-        graph = self._buffers.get('graph')
-        if graph is not None and not graph.is_meta and not torch.equal(graph.to('cpu'), self._adjacency):
-            # the buffers were re-allocated without their data (e.g. ``to_empty`` after a meta-device build)
-            self._buffers['graph'] = self._adjacency.to(graph.device)
-            self._buffers['kept'] = self._kept_cpu.to(graph.device)
+        # buffers re-allocated without their data (``to_empty`` after a meta-device build) get it back
+        for name, truth in (('graph', self._adjacency), ('kept', self._kept_cpu)):
+            buf = self._buffers.get(name)
+            if buf is not None and not buf.is_meta and not torch.equal(buf.to('cpu'), truth):
+                self._buffers[name] = truth.to(buf.device)
         return self
 
     @property
@@ -258,7 +261,7 @@ class RelationalLinear(_RelationalMixin, nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, graph: Union[nx.Graph, torch.Tensor],
-                 bias: bool = False, execution: str = 'dense', device=None, dtype=None):
+                 bias: bool = False, execution: str = 'auto', device=None, dtype=None):
         self.in_channels_, self.out_channels_ = in_features, out_features
         super().__init__(in_features, out_features, bias=bias, device='meta', dtype=dtype)
         if bias:
@@ -278,7 +281,8 @@ class RelationalLinear(_RelationalMixin, nn.Linear):
             return F.linear(x, self.dense_weight(), self.bias)
         if not self._inference():
             return F.linear(x, self._workspace_weight(), self.bias)
-        if self.execution == 'sparse' and x.dim() == 2 and self._sparse_supported(x):
+        if self.execution != 'dense' and x.dim() == 2 and self._sparse_supported(x) and (
+                self.execution == 'sparse' or x.device.type == 'cpu'):
             y = torch.sparse.mm(self._cached_csr(), x.t()).t()
             return y + self.bias if self.bias is not None else y
         return F.linear(x, self._cached_dense().view(self.dense_shape_), self.bias)
@@ -292,7 +296,7 @@ class RelationalConv2d(_RelationalMixin, nn.Conv2d):
     _is_conv = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, graph: Union[nx.Graph, torch.Tensor],
-                 stride=1, padding=0, dilation=1, bias: bool = False, execution: str = 'dense',
+                 stride=1, padding=0, dilation=1, bias: bool = False, execution: str = 'auto',
                  padding_mode: str = 'zeros', device=None, dtype=None):
         self.in_channels_, self.out_channels_ = in_channels, out_channels
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
@@ -387,7 +391,7 @@ def _is_complete(graph: Union[nx.Graph, torch.Tensor]) -> bool:
 
 @torch.no_grad()
 def relationalize(model: nn.Module, graph: Union[nx.Graph, torch.Tensor], layers: LayerSelector,
-                  init: str = 'keep', execution: str = 'dense') -> nn.Module:
+                  init: str = 'keep', execution: str = 'auto') -> nn.Module:
     """Turn chosen ``nn.Linear`` / ``nn.Conv2d`` layers of any model into relational layers on ``graph``.
 
     The inverse of :func:`fold_masks`. ``layers`` selects modules by qualified name: a name, an fnmatch

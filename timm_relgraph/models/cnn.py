@@ -99,7 +99,7 @@ class RelGraphCNN(RelGraphNet):
             drop_rate: float = 0.0,
             drop_path_rate: Optional[float] = None,
             global_pool: str = 'avg',
-            execution: str = 'dense',
+            execution: str = 'auto',
             device=None,
             dtype=None,
     ):

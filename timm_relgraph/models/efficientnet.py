@@ -245,7 +245,7 @@ class RelGraphEfficientNet(RelGraphMixin, EfficientNet):
             graph: GraphSpec,
             match_flops: bool = True,
             widths: Optional[Sequence[int]] = None,
-            execution: str = 'dense',
+            execution: str = 'auto',
             num_classes: int = 1000,
             in_chans: int = 3,
             drop_rate: float = 0.,

@@ -229,7 +229,7 @@ class RelGraphResNet(RelGraphMixin, ResNet):
     """
 
     def __init__(self, graph: GraphSpec, arch: str = 'resnet34', match_flops: bool = True,
-                 widths: Optional[Sequence[int]] = None, execution: str = 'dense', **kwargs):
+                 widths: Optional[Sequence[int]] = None, execution: str = 'auto', **kwargs):
         if arch not in RESNET_FAMILIES:
             raise ValueError(f'unknown ResNet family {arch!r}; choose one of {sorted(RESNET_FAMILIES)}')
         fixed = sorted(set(kwargs) & set(_FIXED_BY_PAPER))
