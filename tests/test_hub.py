@@ -197,3 +197,16 @@ def test_push_uploads_exactly_the_folder(exported, monkeypatch):
     monkeypatch.setattr(huggingface_hub.utils, 'get_token', lambda: None)
     with pytest.raises(hub.HubError, match='no Hugging Face token'):
         hub.push_folder(folder, 'org/mlp5')
+
+
+def test_exported_weights_hold_only_the_kept_weights(tmp_path):
+    model = timm.create_model('relgraph_mlp5').eval()  # the paper's best MLP graph at full width
+    folder = hub.export_model(model, tmp_path / 'best')
+    state = load_file(str(folder / 'model.safetensors'))
+    params = sum(p.numel() for p in model.parameters())
+    assert params == model.pretrained_cfg['num_params'] == 2_375_290
+    buffers = sum(t.numel() * t.element_size() for k, t in state.items() if not k.endswith('.weight')
+                  and not k.endswith('.bias'))
+    assert (folder / 'model.safetensors').stat().st_size <= 1.05 * 4 * params + buffers
+    card = (folder / 'README.md').read_text()
+    assert f'{params:,}' in card and f"{model.macs:,}" in card

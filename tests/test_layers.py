@@ -223,3 +223,16 @@ def test_auto_execution_uses_csr_only_where_it_was_measured_faster():
         linear(torch.randn(3, 64))
         conv(torch.randn(1, 64, 4, 4))
     assert linear._csr_cache is not None and conv._csr_cache is None
+
+
+def test_training_after_inference_mode_works():
+    layer = RelationalConv2d(16, 16, 3, ws_flex(16, 4, 0.2, 1), padding=1)
+    x = torch.randn(1, 16, 4, 4)
+    layer.eval()
+    with torch.inference_mode():
+        ref = layer(x)
+    layer.train()
+    layer(x).sum().backward()  # the buffer built in inference mode is not reused by autograd
+    layer.eval()
+    with torch.no_grad():
+        assert torch.allclose(layer(x), ref)

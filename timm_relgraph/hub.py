@@ -127,7 +127,7 @@ def _render_card(model, config: Dict[str, Any], results: Dict[str, Any], repo_id
         f"| clustering C | {graph['C']:.4f} |",
         f"| path length L | {graph['L']:.4f} |",
         f"| edges (sha256) | {graph['num_edges']} (`{graph['edges_sha256'][:16]}...`) |",
-        f'| parameters | {sum(p.numel() for p in model.parameters()):,} |',
+        f'| parameters (the weights its graph keeps, as the paper counts) | {sum(p.numel() for p in model.parameters()):,} |',
         f"| MACs | {getattr(model, 'macs', 'n/a'):,} (complete graph: {getattr(model, 'baseline_macs', 'n/a'):,}) |"
         if hasattr(model, 'macs') else '| MACs | n/a |',
         f"| input | {tuple(config['pretrained_cfg']['input_size'])} |",

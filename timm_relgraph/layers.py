@@ -185,6 +185,8 @@ class _RelationalMixin:
         place, replaced, moved). Not differentiable: :meth:`_workspace_weight` wraps it for training."""
         key = self._cache_key()
         cached = self._dense_cache
+        if cached is not None and cached[1].is_inference() and not torch.is_inference_mode_enabled():
+            cached = None  # built under torch.inference_mode: autograd may not save it, so rebuild
         if cached is None or cached[0] != key:
             with torch.no_grad():
                 if cached is None or cached[1].dtype != self.weight.dtype or cached[1].device != self.weight.device:
