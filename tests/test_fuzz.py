@@ -7,6 +7,7 @@ ValueError / RuntimeError) whose message is bounded; no case may take over 5 s (
 import copy
 import json
 import os
+import re
 import shutil
 from collections import Counter
 
@@ -32,10 +33,23 @@ MAX_MESSAGE = 700
 COUNTS = {target: Counter() for target in ('names', 'specs', 'configs')}
 
 
+_CITED = re.compile(r'relgraph_[a-z0-9_]+?(?:_c[0-9.]+_l[0-9.]+)?(?=[^a-z0-9_.]|\.?$|\.\s)')
+
+
 def _refused(err: BaseException, target: str) -> None:
     assert isinstance(err, (ValueError, RuntimeError)), f'{type(err).__name__} is outside the hierarchy: {err}'
     assert len(str(err)) <= MAX_MESSAGE, f'unbounded message ({len(str(err))} characters)'
     COUNTS[target]['refused'] += 1
+
+
+def _cites_a_valid_name(message: str) -> bool:
+    for candidate in _CITED.findall(message):
+        try:
+            graph_for(parse_name(candidate))
+            return True
+        except (RelgraphNameError, ValueError):
+            continue
+    return False
 
 
 # --- names -----------------------------------------------------------------------------------------------------
@@ -63,6 +77,7 @@ def test_fuzz_names(name):
         spec = graph_for(parsed)
     except BaseException as err:  # noqa: B902  (the hierarchy is what is checked)
         _refused(err, 'names')
+        assert _cites_a_valid_name(str(err)), f'no valid name suggested in: {err}'
         return
     COUNTS['names']['built'] += 1
     assert name.isascii() and name == name.strip()

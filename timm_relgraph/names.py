@@ -114,7 +114,8 @@ def _explain(name: str) -> str:
         return (f'malformed C/L in {shown}: expected ASCII decimals as in relgraph_{family}_c0.4_l2.0 '
                 f'(C in [0, 1], L >= 1)')
     if not (0.0 <= c <= 1.0) or l < 1.0:
-        return f'{shown} asks for C={c_text}, L={l_text}, but C must lie in [0, 1] and L be >= 1'
+        return (f'{shown} asks for C={c_text}, L={l_text}, but C must lie in [0, 1] and L be >= 1, as in '
+                f'relgraph_{family}_c0.4_l2.0')
     return f'{shown} is not in the name form relgraph_{family}_c<C>_l<L>; write it as {format_name(family, c, l)}'
 
 
@@ -135,7 +136,7 @@ def parse_name(name: str) -> RelgraphName:
         raise RelgraphNameError(f'a model name must be a string, got {type(name).__name__}')
     if len(name) > MAX_NAME_LENGTH:
         raise RelgraphNameError(f'model name too long ({len(name)} characters, at most {MAX_NAME_LENGTH}): '
-                                f'{quote(name)}')
+                                f'{quote(name)}; names look like relgraph_resnet34_c0.4_l2.0')
     match = _NAME_RE.fullmatch(name)
     if match is None:
         raise RelgraphNameError(_explain(name))
@@ -145,7 +146,7 @@ def parse_name(name: str) -> RelgraphName:
     c, l = float(match.group('c')), float(match.group('l'))
     if c > 1.0 or l < 1.0:
         raise RelgraphNameError(f'{quote(name)} asks for C={match.group("c")}, L={match.group("l")}, but C must '
-                                f'lie in [0, 1] and L be >= 1')
+                                f'lie in [0, 1] and L be >= 1, as in relgraph_{family}_c0.4_l2.0')
     if c == 1.0 and l != 1.0:
         raise RelgraphNameError(f'{quote(name)}: C = 1 is only the complete graph, whose L is 1; '
                                 f'use relgraph_{family}_c1.0_l1.0')
