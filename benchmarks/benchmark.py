@@ -43,7 +43,8 @@ FAMILIES = ['mlp5', 'cnn8', 'resnet18', 'resnet34', 'resnet34sep', 'resnet50', '
 
 COLUMNS = ['model', 'family', 'role', 'device', 'amp', 'infer_batch_size', 'infer_img_size',
            'infer_samples_per_sec', 'infer_step_time', 'infer_vs_folded', 'train_batch_size', 'train_img_size',
-           'train_samples_per_sec', 'train_step_time', 'train_vs_folded', 'param_count', 'stored_bytes', 'gmacs']
+           'train_samples_per_sec', 'train_step_time', 'train_vs_folded', 'param_count', 'stored_bytes', 'gmacs',
+           'stat']
 
 
 def _sync(device: torch.device) -> None:
@@ -85,15 +86,19 @@ def _train_fn(model, x, amp):
     return fn
 
 
-def _interleaved(fns: Dict[str, Callable[[], float]], rounds: int) -> Dict[str, float]:
-    """Median seconds per step of each function, measured round-robin so drifts hit every model alike."""
+STATS = {'median': statistics.median, 'min': min}
+
+
+def _interleaved(fns: Dict[str, Callable[[], float]], rounds: int, stat: str = 'median') -> Dict[str, float]:
+    """Seconds per step of each function (median or min over rounds), measured round-robin so drifts hit
+    every model alike. The min suits a shared machine, whose noise only ever adds time."""
     times: Dict[str, List[float]] = {label: [] for label in fns}
     for fn in fns.values():
         fn()  # warm-up (and the inference weight caches)
     for _ in range(rounds):
         for label, fn in fns.items():
             times[label].append(fn())
-    return {label: statistics.median(ts) for label, ts in times.items()}
+    return {label: STATS[stat](ts) for label, ts in times.items()}
 
 
 def models_of(family: str, device) -> Dict[str, torch.nn.Module]:
@@ -111,15 +116,17 @@ def models_of(family: str, device) -> Dict[str, torch.nn.Module]:
     return {label: m.to(device) for label, m in models.items()}
 
 
-def benchmark_family(family: str, batch: int, img_size: int, device, amp: bool, rounds: int, steps: int):
+def benchmark_family(family: str, batch: int, img_size: int, device, amp: bool, rounds: int, steps: int,
+                     stat: str = 'median'):
     size = 32 if family == 'mlp5' else img_size  # the MLP's input is CIFAR-sized
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if device.type == 'cpu'
                                        else torch.float16)) if amp else nullcontext
     models = models_of(family, device)
     x = torch.randn(batch, 3, size, size, device=device)
-    infer = _interleaved({k: _timer(_infer_fn(m, x, autocast), device, steps) for k, m in models.items()}, rounds)
+    infer = _interleaved({k: _timer(_infer_fn(m, x, autocast), device, steps) for k, m in models.items()}, rounds,
+                         stat)
     train = _interleaved({k: _timer(_train_fn(m, x, autocast), device, steps) for k, m in models.items()
-                          if k != 'sparse'}, rounds)
+                          if k != 'sparse'}, rounds, stat)
     rows = []
     for label, model in models.items():
         name = model.pretrained_cfg.get('architecture', '') if label != 'timm' else TIMM_EQUIVALENTS[family]
@@ -137,6 +144,7 @@ def benchmark_family(family: str, batch: int, img_size: int, device, amp: bool, 
             param_count=round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
             stored_bytes=len(safetensors_bytes(state)),
             gmacs=round(count_macs(model.cpu(), (3, size, size)) / 1e9, 4),
+            stat=f'{stat} of {rounds} rounds x {steps} steps',
         )
         model.to(device)
         rows.append(row)
@@ -165,6 +173,7 @@ def main(argv=None) -> int:
     parser.add_argument('--amp', action='store_true', help='autocast (float16 on CUDA, bfloat16 on CPU)')
     parser.add_argument('--rounds', type=int, default=5, help='interleaved measurement rounds (median)')
     parser.add_argument('--steps', type=int, default=1, help='steps per measurement')
+    parser.add_argument('--stat', choices=sorted(STATS), default='median', help='statistic over the rounds')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: leave as is)')
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(',') if f.strip()]
@@ -178,7 +187,8 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     rows: List[dict] = []
     for family in families:
-        rows += benchmark_family(family, args.batch, args.img_size, device, args.amp, args.rounds, args.steps)
+        rows += benchmark_family(family, args.batch, args.img_size, device, args.amp, args.rounds, args.steps,
+                                 args.stat)
         write_rows(rows, args.out)
         print(f'{family}: done ({len(rows)} rows in {args.out})', file=sys.stderr, flush=True)
     return 0

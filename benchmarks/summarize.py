@@ -16,7 +16,7 @@ def table(path: str) -> str:
     lines = [f'### `{path}`', '',
              f"batch {first['infer_batch_size']}, ImageNet families at "
              f"{max(int(r['infer_img_size']) for r in rows)} px (mlp5 at 32 px), device {first['device']}, "
-             f"amp {first['amp']}", '',
+             f"amp {first['amp']}" + (f", {first['stat']}" if first.get('stat') else ''), '',
              '| family | model | role | params (M) | stored MB | GMACs | infer ms | infer / folded | train ms | '
              'train / folded |', '|---|---|---|---:|---:|---:|---:|---:|---:|---:|']
     for r in rows:

@@ -131,10 +131,17 @@ def test_changed_graph_buffer_in_weights_is_refused(exported, tmp_path):
     g[0, 5] = g[5, 0] = 1 - g[0, 5]
     tensors[key] = g
     save_file(tensors, str(bad / 'model.safetensors'))
-    with pytest.raises(GraphMismatchError, match='relational graph mismatch'):
+    from timm_relgraph.models._builder import WeightsIntegrityError
+    with pytest.raises(WeightsIntegrityError):  # the recorded sha256 catches it first
         timm.create_model(f'local-dir:{bad}', pretrained=True)
     with pytest.raises(hub.HubError):
         hub.verify_folder(bad)
+    # with the hash edited too, the graph buffers themselves still refuse the weights
+    config = json.loads((bad / 'config.json').read_text())
+    del config['pretrained_cfg']['weights_sha256']
+    (bad / 'config.json').write_text(json.dumps(config))
+    with pytest.raises(GraphMismatchError, match='relational graph mismatch'):
+        timm.create_model(f'local-dir:{bad}', pretrained=True)
 
 
 def test_export_checkpoint_roundtrip(tmp_path):
