@@ -107,12 +107,14 @@ def _train_both(packed, reference, x, make_opt, steps=5):
 
 
 @pytest.mark.parametrize('opt', sorted(OPTIMIZERS))
-@pytest.mark.parametrize('kind', ['linear', 'conv'])
+@pytest.mark.parametrize('kind', ['linear', 'conv', 'pointwise'])
 def test_packed_layer_trains_as_dense_masking(kind, opt):
     torch.manual_seed(0)
     G = ws_flex(16, 4, 0.2, 1)
     if kind == 'linear':
         layer, x = RelationalLinear(48, 40, G, bias=True), torch.randn(6, 48)
+    elif kind == 'pointwise':
+        layer, x = RelationalConv2d(48, 40, 1, G, bias=True), torch.randn(2, 48, 6, 6)
     else:
         layer, x = RelationalConv2d(48, 40, 3, G, padding=1, bias=True), torch.randn(2, 48, 6, 6)
     reference = _MaskedReference(copy.deepcopy(layer))
