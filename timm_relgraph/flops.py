@@ -4,8 +4,9 @@ Counting follows the paper's convention (pycls): conv and linear multiply-adds o
 counts only the weights its mask keeps; BN, activations, pooling and linear biases count nothing; a conv
 bias counts one add per output element (only EfficientNet's squeeze-excite convs have one).
 
-Each model family describes its layers analytically (no model is built), so widths can be searched quickly;
-:func:`count_macs` measures a built model with forward hooks and must agree with the analytic count.
+Each block class computes its own complexity (pycls style) and each family composes its blocks', with no
+model built, so widths can be searched quickly; :func:`count_macs` measures a built model with forward hooks
+and must agree with the analytic count (tested for every family).
 """
 from __future__ import annotations
 
@@ -106,9 +107,8 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     return total[0]
 
 
-def count_params(model: nn.Module, effective: bool = True) -> int:
-    """Parameter count. Relational layers hold only the weights their graph keeps, so this is the paper's
-    count (``effective`` is kept for callers of the earlier dense-masked layers; both give the same)."""
+def count_params(model: nn.Module) -> int:
+    """Parameter count. Relational layers hold only the weights their graph keeps, so this is the paper's count."""
     return sum(p.numel() for p in model.parameters())
 
 

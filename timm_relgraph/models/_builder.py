@@ -242,7 +242,7 @@ def create_relgraph(model_cls: Callable[..., nn.Module], family: str, variant: s
             f'args {spec.to_dict()} build edges_sha256={info["edges_sha256"][:16]}...; the config was edited or '
             f'corrupted')
     model.pretrained_cfg['graph'] = dict(info)
-    model.pretrained_cfg['num_params'] = count_params(model, effective=True)
+    model.pretrained_cfg['num_params'] = count_params(model)
     if getattr(model, 'macs', None) is not None:
         model.pretrained_cfg['macs'] = model.macs
     model._model_args = {'graph': spec.to_dict()}
@@ -308,7 +308,7 @@ class RelGraphMixin:
 
     def num_params(self) -> int:
         """Parameters as the paper counts them: a relational layer counts only the weights its graph keeps."""
-        return count_params(self, effective=True)
+        return count_params(self)
 
     @torch.jit.ignore
     def no_weight_decay(self):
