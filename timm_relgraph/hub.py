@@ -98,7 +98,8 @@ def _model_kwargs_from_args(args: Dict[str, Any], name: str) -> Dict[str, Any]:
     return kwargs
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''):
@@ -166,7 +167,7 @@ def export_model(model, out_dir, results: Optional[Dict[str, Any]] = None, repo_
         save_for_hf(model, tmp, model_args=model_args, safe_serialization=True, data_config=data_config)
         config = json.loads((tmp / CONFIG).read_text())
         config['pretrained_cfg']['graph'] = graph
-        weights_sha256 = _sha256(tmp / WEIGHTS)
+        weights_sha256 = file_sha256(tmp / WEIGHTS)
         config['pretrained_cfg']['weights_sha256'] = weights_sha256  # checked by create_model(pretrained=True)
         config['relgraph'] = {'results': results or {}, 'weights_sha256': weights_sha256}
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + '\n')
@@ -224,7 +225,7 @@ def verify_folder(folder) -> Dict[str, Any]:
     folder = Path(folder)
     config = json.loads((folder / CONFIG).read_text())
     expected = config.get('relgraph', {}).get('weights_sha256')
-    if expected and _sha256(folder / WEIGHTS) != expected:
+    if expected and file_sha256(folder / WEIGHTS) != expected:
         raise HubError(f'{folder / WEIGHTS} does not match the sha256 recorded in config.json')
     spec = GraphSpec.from_dict(config['model_args']['graph'])
     G = spec.build()

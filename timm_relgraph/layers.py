@@ -83,13 +83,13 @@ class _ScatterKept(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, layer):
         ctx.save_for_backward(weight, layer.kept)
-        ctx.rows_shape = layer.rows_shape_
+        ctx.rows_shape, ctx.flat = layer.rows_shape_, layer._window() == 1
         return layer._cached_dense().view(layer.dense_shape_)  # a view: the buffer itself never joins a graph
 
     @staticmethod
     def backward(ctx, grad):
         weight, kept = ctx.saved_tensors
-        if len(ctx.rows_shape) == 1 or ctx.rows_shape[1] == 1:
+        if ctx.flat:  # as in _cached_dense: one weight per pair goes through flat views
             return grad.reshape(-1).index_select(0, kept).view(weight.shape), None
         return grad.reshape(ctx.rows_shape).index_select(0, kept), None
 

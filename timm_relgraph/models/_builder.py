@@ -269,7 +269,7 @@ def _weights_file(cfg: Dict[str, Any]):
 
 def verify_recorded_weights(cfg: Dict[str, Any]) -> None:
     """Refuse weights whose sha256 is not the one recorded next to them (checked before anything is loaded)."""
-    import hashlib
+    from ..hub import file_sha256
 
     expected = cfg.get('weights_sha256')
     if expected is not None and not (isinstance(expected, str) and len(expected) == 64):
@@ -277,12 +277,9 @@ def verify_recorded_weights(cfg: Dict[str, Any]) -> None:
     path = _weights_file(cfg) if expected else None
     if path is None:
         return
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
-        raise WeightsIntegrityError(f'{path.name} has sha256 {digest.hexdigest()[:16]}..., but its config.json '
+    digest = file_sha256(path)
+    if digest != expected:
+        raise WeightsIntegrityError(f'{path.name} has sha256 {digest[:16]}..., but its config.json '
                                     f'records {str(expected)[:16]}...: the weights were corrupted or edited')
 
 
