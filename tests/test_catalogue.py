@@ -11,24 +11,51 @@ from timm_relgraph.paper import PAPER_BEST
 @pytest.mark.parametrize('n', [64, 16])
 def test_catalogue_rows_rebuild_exactly(n):
     entries = cat.load_catalogue(n)
-    assert len(entries) > (2000 if n == 64 else 500)
     ks, ps = cat.sweep_axes(n)
     rng = np.random.RandomState(0)
     for i in rng.choice(len(entries) - 1, 25, replace=False):
         e = entries[i]
-        assert e.n == n and e.seed < cat.SEEDS
-        assert np.isclose(ks, e.k, rtol=0, atol=1e-12).any() and np.isclose(ps, e.p, rtol=0, atol=1e-12).any()
+        assert e.n == n and 0 <= e.seed < cat.SEEDS
+        assert e.k in ks and e.p in ps and e.k / n >= 0.125  # exact axis values, as written with repr()
         C, L = graph_stats(ws_flex(e.n, e.k, e.p, e.seed))
-        assert abs(C - e.C) <= 1e-9 and abs(L - e.L) <= 1e-9
+        assert (C, L) == (e.C, e.L)  # bit for bit: the catalogue's fast statistics are networkx's
     last = entries[-1]
     assert (last.k, last.p, last.C, last.L) == (float(n), 0.0, 1.0, 1.0)
 
 
+def test_catalogue_is_the_papers_3942_graph_set():
+    entries = cat.load_catalogue(64)[:-1]  # the last entry is the complete graph, added on load
+    assert len(entries) == 3942
+    Cs, Ls = [e.C for e in entries], [e.L for e in entries]
+    assert (round(min(Cs), 3), round(max(Cs), 3)) == (0.075, 0.980)
+    assert (round(min(Ls), 3), round(max(Ls), 3)) == (1.020, 4.444)
+
+
 def test_catalogue_is_one_graph_per_fine_bin():
     table = np.array([[e.C, e.L] for e in cat.load_catalogue(64)[:-1]])
-    ci = np.digitize(table[:, 0], cat.C_BINS)
-    li = np.digitize(table[:, 1], cat.L_BINS)
+    ci, li = cat.fine_bins(table[:, 0], table[:, 1])
     assert len(set(zip(ci, li))) == len(table)
+
+
+def test_first_per_bin_follows_the_shuffle():
+    # 6 rows, two per bin; the survivor of each bin is whichever comes first after numpy-seed-1 shuffling
+    rows = np.array([[64, 8.0, 0.1, s, C, 2.0] for s, C in enumerate([0.101, 0.102, 0.501, 0.502, 0.901, 0.902])])
+    order = np.random.RandomState(1).permutation(len(rows))
+    kept = cat.first_per_bin(rows)
+    expected = []
+    for i in order:
+        if not any(cat.fine_bins(rows[j, 4], 2.0)[0] == cat.fine_bins(rows[i, 4], 2.0)[0] for j in expected):
+            expected.append(i)
+    assert kept[:, 3].tolist() == [float(i) for i in expected]
+
+
+def test_paper_grid_is_graph2nns_52_graphs(graph2nn_dir):
+    """The grid selected from the catalogue equals graph2nn's graphs_n64_52.npy row for row:
+    n, k / n, p, seed, C and L, in the same order (the authors' file stores k / n)."""
+    theirs = np.load(graph2nn_dir / 'graphs_n64_52.npy')
+    ours = np.array([[e.n, e.k / e.n, e.p, e.seed, e.C, e.L] for e in cat.paper_grid(64)])
+    assert ours.shape == theirs.shape == (52, 6)
+    assert np.array_equal(ours, theirs)
 
 
 def test_resolve_target():
@@ -78,12 +105,15 @@ def test_resolve_rejects_unknown_n():
         cat.resolve(0.4, 2.0, n=32)
 
 
-def test_paper_grid():
+def test_paper_grid_rule():
     grid = cat.paper_grid(64)
-    assert 45 <= len(grid) <= 60
-    cells = {((int(np.digitize(e.C, cat.C_BINS)) - 1) // 9, (int(np.digitize(e.L, cat.L_BINS)) - 1) // 9) for e in grid}
-    assert len(cells) == len(grid)
-    assert min(e.C for e in grid) < 0.15 and max(e.C for e in grid) > 0.85
+    cells = {(int(c) - 1) // 9 for c in cat.fine_bins([e.C for e in grid], [e.L for e in grid])[0]}
+    assert len(grid) == 52 and len(cells) > 5
+    ci, li = cat.fine_bins([e.C for e in grid], [e.L for e in grid])
+    centred = [(c % 9, l % 9) == (5, 5) for c, l in zip(ci, li)]
+    # graphs off their cell's centre bin are fills, and the rule fills only above C = 0.75
+    assert all(e.C > 0.74 for e, ok in zip(grid, centred) if not ok)
+    assert sum(centred) >= 45
 
 
 def test_paper_best_graphs_reproduce_stated_stats():

@@ -210,16 +210,18 @@ def graph_stats(G: nx.Graph) -> Tuple[float, float]:
 def fast_graph_stats(adjacency: np.ndarray) -> Tuple[float, float]:
     """``graph_stats`` on a 0/1 symmetric adjacency matrix without self-loops, vectorised with numpy.
 
-    Used to build the catalogue quickly; it agrees with :func:`graph_stats` to floating-point rounding.
+    Used to build the catalogue quickly. It returns the same floats as :func:`graph_stats` bit for bit (the
+    authors' networkx computation): local coefficients ``2 t / (d (d - 1))`` from exact integer counts, summed
+    left to right in sorted order, and an integer total of path lengths divided once.
     """
     A = np.asarray(adjacency, dtype=np.float64)
     n = A.shape[0]
     deg = A.sum(1)
-    triangles = ((A @ A) * A).sum(1) / 2
-    pairs = deg * (deg - 1) / 2
-    local = np.divide(triangles, pairs, out=np.zeros(n), where=pairs > 0)
+    twice_triangles = ((A @ A) * A).sum(1)
+    pairs = deg * (deg - 1)
+    local = np.divide(twice_triangles, pairs, out=np.zeros(n), where=twice_triangles > 0)
     reached = np.eye(n, dtype=bool) | (A > 0)
-    total = float(reached.sum() - n)  # pairs at distance 1
+    total = int(reached.sum()) - n  # pairs at distance 1
     frontier = reached
     dist = 1
     step = (A > 0).astype(np.float32)
@@ -233,7 +235,7 @@ def fast_graph_stats(adjacency: np.ndarray) -> Tuple[float, float]:
         total += dist * count
         reached |= new
         frontier = reached
-    return float(np.sort(local).sum() / n), total / (n * (n - 1))
+    return float(np.cumsum(np.sort(local))[-1] / n), int(total) / (n * (n - 1))
 
 
 def graph_from_adjacency(matrix, name: str = 'custom') -> nx.Graph:
@@ -253,14 +255,27 @@ def graph_from_adjacency(matrix, name: str = 'custom') -> nx.Graph:
     return G
 
 
-def load_adjacency_file(path: Union[str, Path], name: Optional[str] = None) -> nx.Graph:
-    """Graph from a text file of 0/1 rows, one row per node (the graph2nn connectome format)."""
+def load_adjacency_file(path: Union[str, Path], name: Optional[str] = None, directed: bool = False) -> nx.Graph:
+    """Graph from a text file of 0/1 rows, one row per node (the graph2nn connectome format).
+
+    ``directed=False`` symmetrises it (an undirected ``nx.Graph``); ``directed=True`` keeps it as written, an
+    ``nx.DiGraph`` with an edge ``i -> j`` for every 1 in row ``i``, column ``j`` (self-loops dropped).
+    """
     path = Path(path)
     rows = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if any(set(row) - {'0', '1'} for row in rows):
         raise ValueError(f'{path}: every line must be a row of 0/1 characters')
     matrix = np.array([[int(ch) for ch in row] for row in rows])
-    return graph_from_adjacency(matrix, name=name or path.stem)
+    if not directed:
+        return graph_from_adjacency(matrix, name=name or path.stem)
+    if len(set(map(len, rows))) != 1 or len(rows[0]) != len(rows):
+        raise ValueError(f'{path}: the adjacency matrix must be square, got {len(rows)} rows of lengths '
+                         f'{sorted(set(map(len, rows)))}')
+    np.fill_diagonal(matrix, 0)
+    G = nx.DiGraph(name=name or path.stem)
+    G.add_nodes_from(range(len(rows)))
+    G.add_edges_from(zip(*np.nonzero(matrix)))
+    return nx.relabel_nodes(G, {i: int(i) for i in G.nodes()})
 
 
 def _connectome_dirs(root: Optional[Union[str, Path]]) -> list:
@@ -275,8 +290,13 @@ def _connectome_dirs(root: Optional[Union[str, Path]]) -> list:
     return dirs
 
 
-def connectome(name: str, root: Optional[Union[str, Path]] = None) -> nx.Graph:
-    """One of the paper's biological networks (``'mcwhole'``, ``'mcvisual'``, ``'cat'``), symmetrised.
+def connectome(name: str, root: Optional[Union[str, Path]] = None, directed: bool = True) -> nx.Graph:
+    """One of the paper's biological networks (``'mcwhole'``, ``'mcvisual'``, ``'cat'``).
+
+    Directed by default, as the authors train them (graph2nn's ``mcwholeraw`` etc.): an ``nx.DiGraph`` whose
+    edge ``i -> j`` lets node ``i``'s output channels read node ``j``'s inputs (mask block ``(i, j)``).
+    ``directed=False`` gives the symmetrised graph. C and L (:func:`graph_stats`) are measured on the
+    symmetrised graph either way, as the paper reports them.
 
     The adjacency files are published with the authors' code (graph2nn); they are looked for in ``root``
     when given, else in ``$RELGRAPH_CONNECTOME_DIR``, then in ``../shared/reference/graph2nn``.
@@ -288,7 +308,7 @@ def connectome(name: str, root: Optional[Union[str, Path]] = None) -> nx.Graph:
         path = d / CONNECTOMES[name]
         tried.append(str(path))
         if path.is_file():
-            G = load_adjacency_file(path, name=name)
+            G = load_adjacency_file(path, name=name, directed=directed)
             G.graph.update(generator='connectome', name=name)
             return G
     raise FileNotFoundError(
@@ -297,13 +317,16 @@ def connectome(name: str, root: Optional[Union[str, Path]] = None) -> nx.Graph:
 
 
 def edge_list(G: nx.Graph) -> list:
-    """Sorted ``[u, v]`` pairs with ``u < v``: a canonical, JSON-friendly form of the graph."""
+    """Sorted ``[u, v]`` pairs, a canonical, JSON-friendly form of the graph: ``u < v`` for an undirected
+    graph, the edge's own direction ``u -> v`` for a directed one."""
+    if G.is_directed():
+        return sorted([int(u), int(v)] for u, v in G.edges() if u != v)
     return sorted([min(u, v), max(u, v)] for u, v in G.edges() if u != v)
 
 
 def edge_hash(G: nx.Graph) -> str:
     """sha256 of the canonical edge list (with the node count), to tie weights and configs to one graph."""
-    text = f'n={G.number_of_nodes()};' + ';'.join(f'{u}-{v}' for u, v in edge_list(G))
+    text = f'n={G.number_of_nodes()};' + ('directed;' if G.is_directed() else '') + ';'.join(f'{u}-{v}' for u, v in edge_list(G))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
