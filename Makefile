@@ -26,7 +26,7 @@ data:
 	fi
 
 demo: setup data
-	$(PY) train/demo.py
+	$(VENV)/bin/relgraph demo
 
 test: setup data
 	$(PY) -m pytest -q

@@ -125,6 +125,31 @@ def test_connectomes_match_paper(graph2nn_dir, name, nodes, C, L):
     assert abs(c - C) < 5e-4 and abs(l - L) < 5e-4, (c, l)
 
 
+@pytest.mark.parametrize('name, density', [('mcwhole', 0.162), ('mcvisual', 0.376), ('cat', 0.322)])
+def test_connectome_masks_are_the_directed_adjacency(graph2nn_dir, name, density):
+    """As graph2nn trains them (mcwholeraw, ...): block (i, j) kept iff row i, column j of the file is 1, or i == j."""
+    import torch
+    from timm_relgraph.layers import RelationalLinear
+    from timm_relgraph.masks import channel_mask
+    rows = (graph2nn_dir / f'{name}.txt').read_text().split()
+    A = np.array([[int(ch) for ch in row] for row in rows], dtype=np.float32)
+    expected = np.maximum(A, np.eye(len(A), dtype=np.float32))
+    assert not np.array_equal(A, A.T)  # the files are directed
+    G = connectome(name, root=graph2nn_dir)
+    assert G.is_directed()
+    n = len(A)
+    assert np.array_equal(channel_mask(G, n, n).numpy(), expected)
+    assert round(float(expected.mean()), 3) == density
+    # on a layer with 3 channels per node, block (i, j) of the dense weight is zero exactly where A + I is
+    layer = RelationalLinear(3 * n, 3 * n, graph=G)
+    dense = layer.dense_weight().detach().reshape(n, 3, n, 3).abs().sum((1, 3)).numpy()
+    sizes = layer.mask.reshape(n, 3, n, 3)[:, 0, :, 0].numpy()
+    assert np.array_equal(sizes, expected) and np.array_equal(dense > 0, expected > 0)
+    # C and L stay those of the symmetrised graph (the paper's numbers)
+    assert graph_stats(G) == graph_stats(connectome(name, root=graph2nn_dir, directed=False))
+    assert edge_hash(G) != edge_hash(connectome(name, root=graph2nn_dir, directed=False))
+
+
 def test_connectome_errors(tmp_path):
     with pytest.raises(ValueError, match='unknown connectome'):
         connectome('mouse')

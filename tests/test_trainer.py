@@ -1,4 +1,4 @@
-"""train/trainer.py: one epoch per model family on tiny data, --resume, config and dataset errors."""
+"""relgraph train (timm_relgraph.trainer): one epoch per model family on tiny data, --resume, config and dataset errors."""
 import csv
 import sys
 from pathlib import Path
@@ -9,13 +9,12 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'train'))
-import trainer  # noqa: E402
+from timm_relgraph import trainer
 
 pytest.importorskip('sklearn')  # the tiny 'digits' dataset
 
 FAMILIES = ['mlp5', 'cnn8', 'resnet18', 'resnet34sep', 'resnet50', 'efficientnet_b0']
-CONFIGS = sorted((ROOT / 'train' / 'configs').glob('*.yaml'))
+CONFIGS = sorted((ROOT / 'timm_relgraph' / 'recipes').glob('*.yaml'))
 
 
 def tiny_args(tmp_path, experiment, **overrides):
@@ -128,7 +127,7 @@ def test_missing_dataset_fails_clearly(tmp_path, capsys):
                      model_kwargs={'img_size': 28})
     with pytest.raises(trainer.DatasetNotFoundError, match='dataset-fashion-mnist'):
         trainer.train(args, progress=False)
-    code = trainer.main(['--config', str(ROOT / 'train/configs/mlp5_cifar10.yaml'), '--data-dir',
+    code = trainer.main(['--config', 'mlp5_cifar10', '--data-dir',
                          str(tmp_path / 'nocifar'), '--output', str(tmp_path), '--device', 'cpu', '--no-progress'])
     assert code == 2
     assert '--dataset-download' in capsys.readouterr().err

@@ -1,11 +1,25 @@
-"""``relgraph`` command line: look up graphs, summarise or rebuild the C-L catalogue."""
+"""``relgraph``: the one command of timm-relgraph.
+
+    relgraph graph --c 0.4 --l 2.0          describe one relational graph
+    relgraph catalogue [--plot cl.png]      summarise, plot or rebuild the C-L catalogue
+    relgraph train --config RECIPE ...      train a model (timm train.py's options; torchrun for several GPUs)
+    relgraph sweep --family mlp5 ...        train one family over many graphs into one results table
+    relgraph analyze TABLE --out DIR        the paper's analysis of a results table
+    relgraph publish CKPT OUT_DIR ...       a checkpoint as a Hub model folder (optionally pushed)
+    relgraph data torchvision-fashion-mnist ROOT   unpack data for timm's own scripts
+    relgraph run SCRIPT.py ...              run a timm script (validate.py, ...) with the models registered
+    relgraph demo                           the quick-start demo (``make demo``)
+
+``relgraph <command> --help`` shows each command's options.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 __all__ = ['main']
 
@@ -95,9 +109,30 @@ def plot_catalogue(path: str, n: int = 64) -> str:
     return path
 
 
+def _delegate(module: str, prefix: Tuple[str, ...] = ()) -> Callable[[List[str]], int]:
+    def run(argv: List[str]) -> int:
+        return importlib.import_module(module).main([*prefix, *argv])
+    return run
+
+
+# Commands whose options belong to a module of the package: `relgraph <command> ARGS` is that module's main(ARGS).
+DELEGATED: Dict[str, Tuple[Callable[[List[str]], int], str]] = {
+    'train': (_delegate('timm_relgraph.trainer'), "train a model with timm train.py's options"),
+    'sweep': (_delegate('timm_relgraph.sweep'), 'train one family over many relational graphs (resumable table)'),
+    'analyze': (_delegate('timm_relgraph.analyze'), "the paper's analysis of a sweep table (sweet spot, plots)"),
+    'publish': (_delegate('timm_relgraph.hub', ('publish',)), 'export a checkpoint as a Hub folder, optionally push'),
+    'data': (_delegate('timm_relgraph.data'), "prepare datasets for timm's own scripts"),
+    'run': (_delegate('timm_relgraph.run'), 'run a timm script (train.py, validate.py, ...) with the models registered'),
+    'demo': (_delegate('timm_relgraph.demo'), 'the quick-start demo: sweet-spot vs complete-graph MLP'),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='relgraph', description='Relational graphs for timm models.')
-    sub = parser.add_subparsers(dest='command', required=True)
+    parser = argparse.ArgumentParser(prog='relgraph', description='Relational graphs for timm models.',
+                                     epilog='relgraph <command> --help shows the options of each command.')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='command')
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
 
     g = sub.add_parser('graph', help='resolve and describe one relational graph')
     g.add_argument('--c', type=float, help='target clustering coefficient')
@@ -122,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return DELEGATED[argv[0]][0](argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, 'seeds', 1) is None:

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """`make demo`: a sweet-spot relational MLP against the complete-graph MLP on Fashion-MNIST.
 
-Trains both 5-layer MLPs with train/configs/mlp5_fashion_mnist.yaml (the paper's MLP recipe, shortened to a
+Trains both 5-layer MLPs with the mlp5_fashion_mnist recipe (the paper's MLP recipe, shortened to a
 few epochs), prints their test accuracies side by side and keeps the checkpoints under ``demo_output/``:
 
-    python train/demo.py [--epochs N] [--output demo_output] [--no-progress]
+    relgraph demo [--epochs N] [--output demo_output] [--no-progress]
 
 The relational model is ``relgraph_mlp5``: the paper's best MLP graph (C=0.449, L=2.479), inside the MLP
 sweet spot (C 0.10-0.50, L 1.82-2.75), widened to the complete graph's FLOPs (hidden width 1522 vs 512).
@@ -17,13 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from . import trainer
+from .data import DatasetNotFoundError, fashion_mnist
+from .recipes import recipe_path
 
-import trainer  # noqa: E402  (train/trainer.py; also imports timm_relgraph)
-from timm_relgraph.data import DatasetNotFoundError, fashion_mnist  # noqa: E402
-
-CONFIG = HERE / 'configs' / 'mlp5_fashion_mnist.yaml'
+CONFIG = recipe_path('mlp5_fashion_mnist')
 MODELS = (
     ('sweet spot', 'relgraph_mlp5'),
     ('complete graph', 'relgraph_mlp5_c1.0_l1.0'),
@@ -31,7 +29,7 @@ MODELS = (
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='relgraph demo', description=__doc__.split('\n')[0])
     parser.add_argument('--epochs', type=int, default=None, help='default: the config (2)')
     parser.add_argument('--output', default='demo_output', help='folder for the two runs (replaced)')
     parser.add_argument('--no-progress', action='store_true')

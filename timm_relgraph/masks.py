@@ -67,10 +67,12 @@ def fit_graph(G: nx.Graph, max_nodes: int) -> nx.Graph:
 
 
 def node_adjacency(G: nx.Graph) -> np.ndarray:
-    """``[n, n]`` 0/1 matrix of the graph with self-loops on (nodes in sorted order)."""
+    """``[n, n]`` 0/1 matrix of the graph with self-loops on (nodes in sorted order): ``A[i, j] = 1`` when
+    node ``i``'s outputs read node ``j``'s inputs. Symmetric for an undirected graph; for a directed one
+    (``nx.DiGraph``, e.g. a connectome) ``A[i, j]`` is the edge ``i -> j``, as in graph2nn's masks."""
     nodes = _sorted_nodes(G)
     A = nx.to_numpy_array(G, nodelist=nodes, dtype=np.float32)
-    A = ((A + A.T) > 0).astype(np.float32)
+    A = ((A if G.is_directed() else A + A.T) > 0).astype(np.float32)
     np.fill_diagonal(A, 1.0)
     return A
 

@@ -1,18 +1,19 @@
 #!/usr/bin/env python
 """Train one model family on many relational graphs and record one results table (the paper's experiment).
 
-    python train/sweep.py --family mlp5 --config train/configs/mlp5_fashion_mnist.yaml \\
+    relgraph sweep --family mlp5 --config mlp5_fashion_mnist \\
         --graphs grid,complete --seeds 0,1 --epochs 5 --results results/mlp5_fmnist/full.csv
 
 Graph sets (comma-separated, combinable):
-  grid         the paper's coarse C-L grid rebuilt from our catalogue (54 graphs for n = 64, the paper: 52)
+  grid         the paper's coarse C-L grid, selected from the catalogue by graph2nn's rule (52 graphs for n = 64)
   cheap13      13 graphs spread over the grid (farthest-point sampling in normalised C-L), for cheap sweeps
   complete     the complete graph (the ordinary network, the paper's baseline)
-  connectomes  the macaque whole-cortex, macaque visual-cortex and cat connectomes as relational graphs
+  connectomes  the macaque whole-cortex, macaque visual-cortex and cat connectomes (directed, as the authors
+               train them) as relational graphs
   best         the paper's best graph of the family
   <names>      model names such as relgraph_mlp5_c0.4_l2.0, or @file with one name per line
 
-Each (graph, train seed) is one run of the project's trainer (``train/trainer.py``) or, with ``--train-py``, of
+Each (graph, train seed) is one run of the project's trainer (``relgraph train``) or, with ``--train-py``, of
 timm's own ``train.py`` (through ``timm_relgraph.run``). The table (columns ``COLUMNS``) is rewritten
 atomically after every run; a killed sweep restarts where it stopped: finished runs are skipped, an
 interrupted run resumes from its last checkpoint. ``--workers N`` trains N runs at once (threads split).
@@ -31,17 +32,18 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from timm_relgraph.catalogue import paper_grid  # noqa: E402
-from timm_relgraph.graphs import GraphSpec, graph_stats  # noqa: E402
-from timm_relgraph.models import spec_for_name  # noqa: E402
-from timm_relgraph.names import format_name, parse_name, RelgraphNameError  # noqa: E402
-from timm_relgraph.paper import FAMILIES, best_graph  # noqa: E402
+from .catalogue import paper_grid
+from .graphs import GraphSpec, graph_stats
+from .models import spec_for_name
+from .names import format_name, parse_name, RelgraphNameError
+from .paper import FAMILIES, best_graph
+from .recipes import recipe_path
 
 COLUMNS = ['run_id', 'graph_set', 'name', 'generator', 'n', 'k', 'p', 'seed', 'C', 'L', 'params', 'macs',
-           'top1', 'top5', 'top1_by_epoch', 'epochs', 'train_seed', 'wall_time']
+           'top1', 'top5', 'val_top1', 'top1_by_epoch', 'epochs', 'train_seed', 'wall_time']
+# top1/top5: the final model on the recipe's val split (the test set). With the trainer's ``holdout``, val_top1 is
+# the final epoch on the held-out part of the training split (the selection split) and top1_by_epoch its curve;
+# without it val_top1 is empty and selection and report share one split.
 
 
 def cheap_subset(specs: List[GraphSpec], stats: List[tuple], count: int = 13) -> List[int]:
@@ -97,6 +99,25 @@ def graph_set(family: str, names: str) -> List[Dict[str, Any]]:
             seen.add(key)
             unique.append(item)
     return unique
+
+
+def parse_seeds(text: str) -> List[int]:
+    """``'0,1'`` or ``'0-4'`` or ``'0-4,9'`` -> sorted unique seeds; ValueError naming the bad part."""
+    seeds = set()
+    for part in (p.strip() for p in str(text).split(',')):
+        if not part:
+            continue
+        lo, sep, hi = part.partition('-')
+        try:
+            first, last = (int(lo), int(hi)) if sep else (int(part), int(part))
+        except ValueError:
+            raise ValueError(f'--seeds: {part!r} is not a seed or a range like 0-4') from None
+        if first < 0 or last < first:
+            raise ValueError(f'--seeds: {part!r} is not an increasing range of non-negative seeds')
+        seeds.update(range(first, last + 1))
+    if not seeds:
+        raise ValueError(f'--seeds: no seed in {text!r}')
+    return sorted(seeds)
 
 
 def run_id(item: Dict[str, Any], train_seed: int, epochs: int) -> str:
@@ -158,15 +179,20 @@ def _run_one(job: Dict[str, Any]) -> Dict[str, Any]:
                *[f'{k}={json.dumps(v)}' for k, v in overrides['model_kwargs'].items()]]
         if 'resume' in overrides:
             cmd += ['--resume', overrides['resume']]
-        subprocess.run(cmd, check=True, cwd=str(ROOT), stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     else:
-        from train.trainer import make_args, train
+        from .trainer import make_args, train
         train(make_args(job['config'], **overrides), progress=False)
     by_epoch = _summary_top1(run_dir / 'summary.csv')
     with open(run_dir / 'summary.csv', newline='') as f:
         final = list(csv.DictReader(f))[-1]
-    return dict(top1=float(final['eval_top1']), top5=float(final['eval_top5']),
-                top1_by_epoch=json.dumps(by_epoch), wall_time=round(time.time() - start, 1))
+    result = dict(top1=float(final['eval_top1']), top5=float(final['eval_top5']), val_top1='',
+                  top1_by_epoch=json.dumps(by_epoch), wall_time=round(time.time() - start, 1))
+    test = run_dir / 'test_metrics.json'
+    if test.is_file():  # trained with a held-out validation split: report the test set, keep the selection metric
+        metrics = json.loads(test.read_text())
+        result.update(top1=float(metrics['top1']), top5=float(metrics['top5']), val_top1=float(final['eval_top1']))
+    return result
 
 
 def _model_stats(family: str, spec: GraphSpec, overrides: Dict[str, Any]) -> Dict[str, Any]:
@@ -190,7 +216,8 @@ def sweep(family: str, config: str, graphs: str, seeds: List[int], epochs: int, 
     import yaml
     if family not in FAMILIES:
         raise ValueError(f'unknown family {family!r}; choose one of {sorted(FAMILIES)}')
-    base = yaml.safe_load(Path(config).read_text()) or {}
+    config = recipe_path(config)
+    base = yaml.safe_load(config.read_text()) or {}
     overrides = dict(overrides or {})
     # --set model_kwargs=... adds to the recipe's model_kwargs rather than replacing them
     model_kwargs = dict(base.get('model_kwargs') or {}, **(overrides.get('model_kwargs') or {}))
@@ -247,11 +274,11 @@ def sweep(family: str, config: str, graphs: str, seeds: List[int], epochs: int, 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='relgraph sweep', description=__doc__.split('\n')[0])
     parser.add_argument('--family', required=True, choices=sorted(FAMILIES))
     parser.add_argument('--config', required=True, help='trainer / train.py YAML recipe')
     parser.add_argument('--graphs', default='grid,complete', help='graph sets or names, comma-separated')
-    parser.add_argument('--seeds', default='0', help='training seeds, e.g. 0,1')
+    parser.add_argument('--seeds', default='0', help='training seeds, e.g. 0,1 or 0-4')
     parser.add_argument('--epochs', type=int, required=True)
     parser.add_argument('--results', required=True, type=Path, help='results table (CSV), resumed if present')
     parser.add_argument('--runs-dir', type=Path, help='where run folders go (default: next to the table)')
@@ -268,9 +295,13 @@ def main(argv=None) -> int:
         if not sep:
             parser.error(f'--set takes KEY=VALUE, got {item!r}')
         overrides[key] = yaml.safe_load(value)
-    seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
-    sweep(args.family, args.config, args.graphs, seeds, args.epochs, args.results, out_root=args.runs_dir,
-          workers=args.workers, train_py=args.train_py, overrides=overrides, limit=args.limit)
+    try:
+        seeds = parse_seeds(args.seeds)
+        sweep(args.family, args.config, args.graphs, seeds, args.epochs, args.results, out_root=args.runs_dir,
+              workers=args.workers, train_py=args.train_py, overrides=overrides, limit=args.limit)
+    except (ValueError, FileNotFoundError) as err:
+        print(f'relgraph sweep: error: {err}', file=sys.stderr)
+        return 2
     return 0
 
 

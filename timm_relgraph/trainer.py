@@ -5,10 +5,10 @@ Reads the same YAML configs as timm's ``train.py`` (same key names and defaults)
 layout: ``<output>/<experiment>/`` with ``args.yaml``, ``summary.csv`` (epoch, train_loss, eval_loss,
 eval_top1, eval_top5, lr), ``checkpoint-<epoch>.pth.tar``, ``last.pth.tar`` and ``model_best.pth.tar``.
 
-    python train/trainer.py --config train/configs/mlp5_fashion_mnist.yaml --model relgraph_mlp5_c1.0_l1.0
-    python train/trainer.py --config ... --resume output/train/<experiment>/last.pth.tar --epochs 10
+    relgraph train --config mlp5_fashion_mnist --model relgraph_mlp5_c1.0_l1.0
+    relgraph train --config ... --resume output/train/<experiment>/last.pth.tar --epochs 10
 
-In-process (for sweeps): ``from train.trainer import train, make_args; train(make_args(config, epochs=3))``
+In-process (for sweeps): ``from timm_relgraph.trainer import train, make_args; train(make_args(config, epochs=3))``
 returns the final metrics as a dict.
 
 Differences from train.py: one process (no distributed), no prefetcher (``no_prefetcher`` is implied), AMP
@@ -16,6 +16,11 @@ only on CUDA; ``--resume`` without ``--experiment`` continues in the checkpoint'
 are reseeded from ``seed + epoch`` so a resumed run repeats the uninterrupted one; checkpoints carry no
 pickled ``args`` (they load with ``torch.load(weights_only=True)``; the args are in ``args.yaml``).
 Options of train.py this trainer does not implement are accepted only at train.py's default value.
+
+Its own options: ``--holdout N`` holds N training samples out as the validation split (per-epoch evaluation,
+best checkpoint, model selection) and evaluates ``--val-split`` once at the end as the test set
+(``test_metrics.json``); ``--precise-bn SAMPLES`` recomputes BatchNorm statistics before each evaluation as
+graph2nn does (``BN.USE_PRECISE_STATS``, 1024 samples).
 """
 from __future__ import annotations
 
@@ -43,18 +48,15 @@ from tqdm import tqdm
 
 import timm
 
-try:
-    import timm_relgraph  # noqa: F401  (registers the relgraph_* models)
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import timm_relgraph  # noqa: F401
+import timm_relgraph  # noqa: F401  (registers the relgraph_* models)
 from timm import utils
 from timm.data import Mixup, create_loader, resolve_data_config
 from timm.models import safe_model_name
 from timm.optim import create_optimizer_v2, optimizer_kwargs
 from timm.scheduler import create_scheduler_v2, scheduler_kwargs
 from timm.task import ClassificationTask, load_task_ema_checkpoint, resume_task_checkpoint
-from timm_relgraph.data import DatasetNotFoundError, create_relgraph_dataset
+from .data import DatasetNotFoundError, create_relgraph_dataset
+from .recipes import recipe_path
 
 __all__ = ['build_parser', 'parse_args', 'make_args', 'train', 'ConfigError', 'DatasetNotFoundError']
 
@@ -89,7 +91,7 @@ class ConfigError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     """The supported subset of train.py's options: same flags, same dests, same defaults."""
-    p = argparse.ArgumentParser(description='Train a timm model (relational-graph models registered)',
+    p = argparse.ArgumentParser(prog='relgraph train', description='Train a timm model (relational-graph models registered)',
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     floats, ints = dict(type=float, nargs='+'), dict(type=int, nargs='+')
@@ -161,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     a('--checkpoint-hist', type=int, default=10); a('-j', '--workers', type=int, default=4)
     a('--pin-mem', **flag); a('--no-prefetcher', **flag)
     a('--output', default=''); a('--experiment', default=''); a('--eval-metric', default='top1')
+    # this trainer's own options (not in train.py)
+    a('--holdout', type=int, default=0, help='hold out this many training samples as the validation split '
+      '(per-epoch evaluation, best checkpoint); --val-split is then the test set, evaluated once at the end')
+    a('--holdout-seed', type=int, default=0, help='seed of the held-out subset (independent of --seed, so every '
+      'run of a sweep holds out the same samples)')
+    a('--precise-bn', type=int, default=0, metavar='SAMPLES', help='before each evaluation, recompute BatchNorm '
+      'statistics over this many training samples with the weights fixed (graph2nn: 1024); 0 = off')
+    a('--memory-loader', **flag, help='build batches from the in-memory image array (fashion_mnist, cifar10, '
+      'digits; flip-only augmentation): the same transforms without per-sample PIL work')
     return p
 
 
@@ -191,6 +202,7 @@ def check_config(cfg: Dict[str, Any], parser: Optional[argparse.ArgumentParser] 
 
 
 def _load_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+    path = recipe_path(path)
     try:
         with open(path) as f:
             cfg = yaml.safe_load(f) or {}
@@ -260,6 +272,15 @@ def _datasets(args, input_img_mode: str):
 
 
 def _loader(dataset, data_config, args, device, training: bool):
+    if args.memory_loader:
+        from .memory_loader import MemoryLoader, memory_loader_problems
+        problems = memory_loader_problems(args, data_config, dataset)
+        if problems:
+            raise ConfigError('memory_loader cannot serve this run: ' + '; '.join(problems)
+                              + ' (drop memory_loader to use timm\'s loader)')
+        return MemoryLoader(dataset, args.batch_size if training else (args.validation_batch_size or args.batch_size),
+                            mean=data_config['mean'], std=data_config['std'], training=training,
+                            hflip=0.0 if args.no_aug else args.hflip, device=device)
     kw = dict(
         input_size=data_config['input_size'], batch_size=args.batch_size if training else
         (args.validation_batch_size or args.batch_size), is_training=training, use_prefetcher=False,
@@ -288,6 +309,15 @@ def _output_dir(args, data_config) -> str:
     return utils.get_outdir(args.output or './output/train', name)
 
 
+def _write_json(path: str, data: Dict[str, Any]) -> None:
+    import json
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump({k: float(v) if isinstance(v, (np.floating, torch.Tensor)) else v for k, v in data.items()}, f,
+                  indent=2)
+    os.replace(tmp, path)
+
+
 @torch.no_grad()
 def keep_summary_before(path: str, epoch: int) -> None:
     """Drop the summary rows of epochs >= ``epoch`` (they are redone), atomically; a no-op without any."""
@@ -304,6 +334,57 @@ def keep_summary_before(path: str, epoch: int) -> None:
     with open(tmp, 'w', newline='') as f:
         csv.writer(f).writerows(kept if len(kept) > 1 else [])
     os.replace(tmp, path)
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: torch.nn.Module, loader, num_samples: int, device) -> int:
+    """Precise BatchNorm statistics, as graph2nn's ``compute_precise_bn_stats`` (``BN.USE_PRECISE_STATS``):
+    run ``num_samples // batch_size`` training batches (at least one) through the model in train mode with
+    momentum 1, and set each BN layer's running mean to the mean of the batch means and its running variance
+    to the mean of ``var + mean**2`` minus the squared mean. Returns the number of batches used."""
+    bns = [m for m in model.modules()
+           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns or num_samples <= 0:
+        return 0
+    batches = max(1, min(num_samples // max(loader.batch_size or 1, 1), len(loader)))
+    means = [torch.zeros_like(bn.running_mean) for bn in bns]
+    squares = [torch.zeros_like(bn.running_var) for bn in bns]
+    momenta = [bn.momentum for bn in bns]
+    was_training = model.training
+    model.train()
+    for bn in bns:
+        bn.momentum = 1.0
+    used = 0
+    for x, _ in loader:
+        if used == batches:
+            break
+        model(x.to(device))
+        for i, bn in enumerate(bns):
+            means[i] += bn.running_mean / batches
+            squares[i] += (bn.running_var + bn.running_mean ** 2) / batches
+        used += 1
+    for bn, mean, square, momentum in zip(bns, means, squares, momenta):
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(square - mean ** 2)
+        bn.momentum = momentum
+    model.train(was_training)
+    return used
+
+
+def split_holdout(dataset, count: int, seed: int = 0):
+    """``(train_part, held_out)``: ``count`` samples drawn without replacement by ``numpy`` seed ``seed`` are
+    held out, the rest train. The two parts are separate views (each takes its own transform)."""
+    import copy
+    from torch.utils.data import Subset
+    from .data import _TransformSubset
+    total = len(dataset)
+    if not 0 < count < total:
+        raise ConfigError(f'holdout {count} must be between 1 and {total - 1} (the training split has {total} samples)')
+    base, index = (dataset.dataset, list(dataset.indices)) if isinstance(dataset, Subset) else (dataset, range(total))
+    order = np.random.RandomState(seed).permutation(total)
+    held, kept = np.sort(order[:count]), np.sort(order[count:])
+    return (_TransformSubset(base, [index[i] for i in kept]),
+            _TransformSubset(copy.copy(base), [index[i] for i in held]))
 
 
 def evaluate(task, model, loader, device, amp_autocast=nullcontext, progress=None, desc='eval') -> Dict[str, float]:
@@ -379,8 +460,14 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
 
     input_img_mode = args.input_img_mode or ('RGB' if data_config['input_size'][0] == 3 else 'L')
     train_ds, eval_ds = _datasets(args, input_img_mode)
+    test_ds = loader_test = None
+    if args.holdout:  # select on samples held out of the training split; the val split becomes the test set
+        train_ds, held_out = split_holdout(train_ds, args.holdout, args.holdout_seed)
+        test_ds, eval_ds = eval_ds, held_out
     loader_train = _loader(train_ds, data_config, args, device, training=True)
     loader_eval = _loader(eval_ds, data_config, args, device, training=False)
+    if test_ds is not None:
+        loader_test = _loader(test_ds, data_config, args, device, training=False)
     if len(loader_train) == 0:
         raise ConfigError(f'batch_size {args.batch_size} exceeds the {len(train_ds)} training samples '
                           '(the last partial batch is dropped): lower batch_size')
@@ -412,7 +499,8 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
     keep_summary_before(summary_path, start_epoch)
 
     print(f'{args.model}: {sum(p.numel() for p in model.parameters()):,} params, input {data_config["input_size"]}, '
-          f'{len(train_ds)} train / {len(eval_ds)} eval samples, epochs {start_epoch}->{num_epochs}, '
+          f'{len(train_ds)} train / {len(eval_ds)} {"held-out validation" if args.holdout else "eval"} samples'
+          f'{f" / {len(test_ds)} test" if test_ds is not None else ""}, epochs {start_epoch}->{num_epochs}, '
           f'lr {args.lr:g}, device {device}, output {output_dir}', flush=True)
     metrics: Dict[str, Any] = {}
     best_metric, best_epoch = saver.best_metric, saver.best_epoch
@@ -455,6 +543,8 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
         if epoch_p_1 % args.val_interval != 0 and epoch_p_1 != num_epochs:
             lr_scheduler.step(epoch_p_1)
             continue
+        if args.precise_bn:
+            recompute_bn_stats(model, loader_train, args.precise_bn, device)
         eval_metrics = evaluate(task, model, loader_eval, device, amp_autocast, progress)
         if task.has_ema():
             eval_metrics = evaluate(task, task.get_eval_model(ema=True), loader_eval, device, amp_autocast, progress,
@@ -469,6 +559,14 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
         print(f'epoch {epoch_p_1}/{num_epochs}: train_loss {train_metrics["loss"]:.4f}  eval_loss '
               f'{eval_metrics["loss"]:.4f}  top1 {eval_metrics["top1"]:.2f}  top5 {eval_metrics["top5"]:.2f}  '
               f'lr {lr:.4g}  ({time.time() - t0:.1f}s)', flush=True)
+    if loader_test is not None:
+        final_model = task.get_eval_model(ema=True) if task.has_ema() else model
+        test_metrics = evaluate(task, final_model, loader_test, device, amp_autocast, progress, desc='test')
+        metrics.update({f'test_{k}': v for k, v in test_metrics.items()})
+        _write_json(os.path.join(output_dir, 'test_metrics.json'),
+                    dict(epoch=num_epochs - 1, split=args.val_split, samples=len(test_ds), **test_metrics))
+        print(f'test ({args.val_split}, {len(test_ds)} samples) after epoch {num_epochs}: '
+              f'top1 {test_metrics["top1"]:.2f}  top5 {test_metrics["top5"]:.2f}', flush=True)
     metrics.update(best_metric=best_metric, best_epoch=best_epoch, output_dir=output_dir, num_epochs=num_epochs,
                    model=args.model, params=sum(p.numel() for p in model.parameters()),
                    graph=dict(getattr(model, 'pretrained_cfg', {}).get('graph') or {}))
