@@ -12,7 +12,7 @@ RELGRAPH=${RELGRAPH:-.venv/bin/relgraph}
 OUT=results/mlp5_fashion_mnist
 RUNS=runs/mlp5_fashion_mnist
 COMMON=(--family mlp5 --config mlp5_fashion_mnist --workers "${WORKERS:-2}"
-        --set workers=0 --set checkpoint_hist=1 --set holdout=10000
+        --set workers=0 --set checkpoint_hist=1 --set holdout=10000 --set memory_loader=true
         --set 'model_kwargs={img_size: 28, base_width: 128}')
 # cheap identification: 13 graphs spread over C-L, 1 seed, 1 epoch
 "$RELGRAPH" sweep "${COMMON[@]}" --graphs cheap13 --seeds 0 --epochs 1 \
