@@ -4,8 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+# The oldest supported timm (pyproject's floor; tests/test_wheel.py keeps the two equal) for `make oldest`;
+# .venv holds the newest releases that resolve. Add torch / torchvision pins to OLDEST_PINS to test older ones.
+OLDEST_TIMM := 1.0.31
+OLDEST_PINS := timm==$(OLDEST_TIMM)
+OLDEST_VENV := .cache/venv-oldest
+# the project's tests that `make oldest` runs, e.g. make oldest TESTS=tests/test_wheel.py (default: all)
+TESTS ?=
 
-.PHONY: setup data demo test conformance catalogue weights clean
+.PHONY: setup data demo test conformance oldest wheel ci catalogue weights clean
 
 setup: $(STAMP)
 
@@ -36,6 +43,28 @@ test: setup data
 conformance: setup
 	PY=$(abspath $(PY)) bash .ci/timm_conformance.sh
 
+# what CI runs: the tests and timm's conformance suite on the newest timm, then the oldest stack from the wheel
+ci: test oldest
+
+# the wheel that `pip install` takes (dist/timm_relgraph-*.whl)
+wheel: setup
+	rm -rf dist build
+	$(PY) -m pip wheel --quiet --no-deps -w dist .
+
+# A fresh venv with the wheel (built by that venv's pip, not installed from the checkout) and the oldest supported
+# timm. The core install (no extras) runs relgraph train / sweep / analyze from a folder outside the checkout
+# (.ci/wheel_smoke.py); then, with the dev extra, the same with figures, and the project's tests against the
+# installed package (PYTHONSAFEPATH keeps the working directory off sys.path; tests/test_wheel.py checks it).
+oldest: data
+	rm -rf $(OLDEST_VENV) dist build
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip wheel --quiet --no-deps -w dist .
+	$(OLDEST_VENV)/bin/pip install --quiet --no-compile $$(ls dist/timm_relgraph-*.whl) $(OLDEST_PINS)
+	$(OLDEST_VENV)/bin/python -I .ci/wheel_smoke.py core --timm $(OLDEST_TIMM)
+	$(OLDEST_VENV)/bin/pip install --quiet --no-compile "$$(ls dist/timm_relgraph-*.whl)[dev]" $(OLDEST_PINS)
+	$(OLDEST_VENV)/bin/python -I .ci/wheel_smoke.py plots --timm $(OLDEST_TIMM)
+	PYTHONSAFEPATH=1 RELGRAPH_EXPECT_INSTALLED=$(OLDEST_TIMM) $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider $(TESTS)
+
 # train (or reuse demo_output/) and export the Fashion-MNIST weights into weights/ (not committed: > 5 MB)
 weights: setup data
 	$(PY) hub/make_weights.py
@@ -44,4 +73,4 @@ catalogue: setup
 	$(VENV)/bin/relgraph catalogue --build
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) $(OLDEST_VENV) build dist *.egg-info .pytest_cache

@@ -527,10 +527,14 @@ def analyze(full_path, out_dir, cheap_path=None, title='sweep', command: str = '
     effect = graph_effect(list(ws.values()))
     ranked = complete_rank(list(ws.values()), complete) if complete is not None else None
     paper_box = paper_box_test(list(ws.values()), family_of(ws))
-    plot_heatmap(graphs, spot, out_dir / 'heatmap.png', title)
-    plot_error_vs(graphs, out_dir / 'error_vs_c_l.png', title)
-    if cheap:
-        plot_cheap(cheap, out_dir / 'cheap_vs_full.png', title)
+    try:
+        plot_heatmap(graphs, spot, out_dir / 'heatmap.png', title)
+        plot_error_vs(graphs, out_dir / 'error_vs_c_l.png', title)
+        if cheap:
+            plot_cheap(cheap, out_dir / 'cheap_vs_full.png', title)
+    except ImportError as err:  # matplotlib is the optional 'plots' extra; the tables and report need none
+        from ._compat import PLOTS_EXTRA
+        print(f'relgraph analyze: figures skipped ({err.name or err}; {PLOTS_EXTRA})', file=sys.stderr)
 
     sel_label = 'validation' if split['selection'] == 'validation' else 'test'
     best_on_test = dict(_graph_summary(best_test), same_as_best=best_test['name'] == best['name'],

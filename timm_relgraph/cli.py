@@ -81,9 +81,8 @@ def _cmd_catalogue(args) -> int:
 
 def plot_catalogue(path: str, n: int = 64) -> str:
     """Scatter of the catalogue in C-L space with the coarse grid and the paper's best graphs marked."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from ._compat import pyplot
+    plt = pyplot('the catalogue plot')
     from .catalogue import load_catalogue, paper_grid
     from .paper import PAPER_BEST
     from .graphs import graph_stats

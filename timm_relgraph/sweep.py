@@ -17,6 +17,12 @@ Each (graph, train seed) is one run of the project's trainer (``relgraph train``
 timm's own ``train.py`` (through ``timm_relgraph.run``). The table (columns ``COLUMNS``) is rewritten
 atomically after every run; a killed sweep restarts where it stopped: finished runs are skipped, an
 interrupted run resumes from its last checkpoint. ``--workers N`` trains N runs at once (threads split).
+
+``--backend ray`` runs each (graph, seed) as a Ray task instead (``timm_relgraph.ray_backend``): on the cluster
+named by ``--address`` or ``RAY_ADDRESS``, else on a Ray instance started on this machine. Each task asks for
+``--cpus-per-run`` CPUs and ``--gpus-per-run`` GPUs and is retried (``--max-retries``) when its worker or node
+dies; the driver alone writes the table, so every run appears once, and a re-run after the driver died skips the
+finished runs. Run folders and recipes must then be on storage every node sees (see docs/scale_out.md).
 """
 import argparse
 import csv
@@ -37,6 +43,7 @@ from .graphs import GraphSpec, graph_stats
 from .models import spec_for_name
 from .names import format_name, parse_name, RelgraphNameError
 from .paper import FAMILIES, best_graph
+from .ray_backend import RunsFailed
 from .recipes import recipe_path
 
 COLUMNS = ['run_id', 'graph_set', 'name', 'generator', 'n', 'k', 'p', 'seed', 'C', 'L', 'params', 'macs',
@@ -159,7 +166,8 @@ def _summary_top1(summary: Path) -> List[float]:
 
 
 def _run_one(job: Dict[str, Any]) -> Dict[str, Any]:
-    """Train one (graph, seed); resumes from the run's last checkpoint when one exists. Runs in a worker."""
+    """Train one (graph, seed); resumes from the run's last checkpoint when one exists. Runs in a worker (a local
+    process or a Ray task)."""
     import torch
     if job['threads']:
         torch.set_num_threads(job['threads'])
@@ -182,7 +190,8 @@ def _run_one(job: Dict[str, Any]) -> Dict[str, Any]:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     else:
         from .trainer import make_args, train
-        train(make_args(job['config'], **overrides), progress=False)
+        # the recipe's content when the job carries it (Ray: nodes need not see the file), else its path
+        train(make_args(job.get('config_data') or job['config'], **overrides), progress=False)
     by_epoch = _summary_top1(run_dir / 'summary.csv')
     with open(run_dir / 'summary.csv', newline='') as f:
         final = list(csv.DictReader(f))[-1]
@@ -211,12 +220,21 @@ def _model_stats(family: str, spec: GraphSpec, overrides: Dict[str, Any]) -> Dic
 
 def sweep(family: str, config: str, graphs: str, seeds: List[int], epochs: int, results: Path,
           out_root: Optional[Path] = None, workers: int = 1, train_py: Optional[str] = None,
-          overrides: Optional[Dict[str, Any]] = None, limit: Optional[int] = None) -> List[Dict[str, Any]]:
-    """Run (or resume) a sweep; returns the results table rows."""
+          overrides: Optional[Dict[str, Any]] = None, limit: Optional[int] = None, backend: str = 'local',
+          address: Optional[str] = None, cpus_per_run: Optional[float] = None, gpus_per_run: float = 0,
+          max_retries: int = 3) -> List[Dict[str, Any]]:
+    """Run (or resume) a sweep; returns the results table rows.
+
+    ``backend``: ``'local'`` (this machine; ``workers`` runs at once) or ``'ray'`` (one Ray task per run on the
+    cluster at ``address`` / ``RAY_ADDRESS``, else a local Ray instance; ``cpus_per_run`` (default 1) and
+    ``gpus_per_run`` per task, ``max_retries`` retries after a worker or node dies)."""
     import yaml
     if family not in FAMILIES:
         raise ValueError(f'unknown family {family!r}; choose one of {sorted(FAMILIES)}')
-    config = recipe_path(config)
+    if backend not in ('local', 'ray'):
+        raise ValueError(f'unknown backend {backend!r}; choose local or ray')
+    config = Path(recipe_path(config)).resolve()  # absolute: workers may run elsewhere (other cwd, other node)
+    results = Path(results).resolve()
     base = yaml.safe_load(config.read_text()) or {}
     overrides = dict(overrides or {})
     # --set model_kwargs=... adds to the recipe's model_kwargs rather than replacing them
@@ -225,7 +243,7 @@ def sweep(family: str, config: str, graphs: str, seeds: List[int], epochs: int, 
         overrides['model_kwargs'] = model_kwargs
     merged = dict(base, **overrides)
     items = graph_set(family, graphs)
-    out_root = out_root or results.parent / (results.stem + '_runs')
+    out_root = Path(out_root or results.parent / (results.stem + '_runs')).resolve()
     rows = read_table(results)
     done = {r['run_id'] for r in rows}
     jobs = []
@@ -238,7 +256,8 @@ def sweep(family: str, config: str, graphs: str, seeds: List[int], epochs: int, 
             jobs.append(dict(run_id=rid, item=item, model=f'relgraph_{family}', graph=spec.to_dict(),
                              train_seed=s, epochs=epochs, config=str(config), overrides=overrides,
                              out_root=str(out_root), train_py=train_py,
-                             threads=max(1, (os.cpu_count() or 1) // max(workers, 1))))
+                             threads=max(1, int(cpus_per_run or 1)) if backend == 'ray' else
+                             max(1, (os.cpu_count() or 1) // max(workers, 1))))
     if limit is not None:
         jobs = jobs[:limit]
     total = len(jobs)
@@ -261,7 +280,11 @@ def sweep(family: str, config: str, graphs: str, seeds: List[int], epochs: int, 
         print(f"[{len(rows) - len(done)}/{total}] {item['name']} seed {job['train_seed']}: top1 {result['top1']:.2f} "
               f"({result['wall_time']:.0f}s)", flush=True)
 
-    if workers <= 1:
+    if backend == 'ray':
+        from .ray_backend import run_jobs
+        run_jobs([{k: v for k, v in job.items() if k != 'item'} for job in jobs], jobs, record, address=address,
+                 cpus_per_run=cpus_per_run or 1, gpus_per_run=gpus_per_run, max_retries=max_retries)
+    elif workers <= 1:
         for job in jobs:
             record(job, _run_one({k: v for k, v in job.items() if k != 'item'}))
     else:
@@ -282,7 +305,15 @@ def main(argv=None) -> int:
     parser.add_argument('--epochs', type=int, required=True)
     parser.add_argument('--results', required=True, type=Path, help='results table (CSV), resumed if present')
     parser.add_argument('--runs-dir', type=Path, help='where run folders go (default: next to the table)')
-    parser.add_argument('--workers', type=int, default=1)
+    parser.add_argument('--workers', type=int, default=1, help='runs at once (local backend)')
+    parser.add_argument('--backend', choices=['local', 'ray'], default='local',
+                        help='local: this machine (process pool); ray: one Ray task per run (pip install '
+                        "'timm-relgraph[ray]')")
+    parser.add_argument('--address', help='Ray cluster address (default: $RAY_ADDRESS, else a new local instance)')
+    parser.add_argument('--cpus-per-run', type=float, default=1, help='CPUs each Ray task asks for')
+    parser.add_argument('--gpus-per-run', type=float, default=0, help='GPUs each Ray task asks for (0.5: two share)')
+    parser.add_argument('--max-retries', type=int, default=3,
+                        help='Ray: retries of a run whose worker or node died (errors in a run are not retried)')
     parser.add_argument('--train-py', help="path to timm's train.py to train with instead of the project's trainer")
     parser.add_argument('--limit', type=int, help='run at most this many new runs, then stop')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
@@ -298,10 +329,15 @@ def main(argv=None) -> int:
     try:
         seeds = parse_seeds(args.seeds)
         sweep(args.family, args.config, args.graphs, seeds, args.epochs, args.results, out_root=args.runs_dir,
-              workers=args.workers, train_py=args.train_py, overrides=overrides, limit=args.limit)
-    except (ValueError, FileNotFoundError) as err:
+              workers=args.workers, train_py=args.train_py, overrides=overrides, limit=args.limit,
+              backend=args.backend, address=args.address, cpus_per_run=args.cpus_per_run,
+              gpus_per_run=args.gpus_per_run, max_retries=args.max_retries)
+    except (ValueError, FileNotFoundError, ImportError) as err:
         print(f'relgraph sweep: error: {err}', file=sys.stderr)
         return 2
+    except RunsFailed as err:
+        print(f'relgraph sweep: {err}', file=sys.stderr)
+        return 1
     return 0
 
 

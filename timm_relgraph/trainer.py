@@ -7,14 +7,23 @@ eval_top1, eval_top5, lr), ``checkpoint-<epoch>.pth.tar``, ``last.pth.tar`` and 
 
     relgraph train --config mlp5_fashion_mnist --model relgraph_mlp5_c1.0_l1.0
     relgraph train --config ... --resume output/train/<experiment>/last.pth.tar --epochs 10
+    torchrun --nproc_per_node 4 -m timm_relgraph.trainer --config ... --sync-bn   # data-parallel (DDP)
 
 In-process (for sweeps): ``from timm_relgraph.trainer import train, make_args; train(make_args(config, epochs=3))``
 returns the final metrics as a dict.
 
-Differences from train.py: one process (no distributed), no prefetcher (``no_prefetcher`` is implied), AMP
-only on CUDA; ``--resume`` without ``--experiment`` continues in the checkpoint's folder; the epoch's RNGs
-are reseeded from ``seed + epoch`` so a resumed run repeats the uninterrupted one; checkpoints carry no
-pickled ``args`` (they load with ``torch.load(weights_only=True)``; the args are in ``args.yaml``).
+Under ``torchrun`` (``WORLD_SIZE > 1``) every process trains a DistributedDataParallel replica (gloo on CPU,
+NCCL on CUDA; see ``timm_relgraph.distributed``). As in train.py, ``--batch-size`` is per process: the global
+batch is ``batch_size x world_size``, and the ``--lr`` rule scales by the global batch. Each epoch's order is the
+one process's order of the global batch, split across the ranks, so with ``--sync-bn`` (CPU too) N processes of
+batch b train the same weights as one process of batch N x b. Evaluation is sharded and combined exactly; rank 0
+alone writes ``args.yaml``, the summary, the checkpoints and ``test_metrics.json``; every rank resumes from the
+same checkpoint. ``--dist-bn reduce`` (the default) averages the ranks' BatchNorm statistics before evaluating.
+
+Differences from train.py: no prefetcher (``no_prefetcher`` is implied), AMP only on CUDA; ``--resume``
+without ``--experiment`` continues in the checkpoint's folder; the epoch's RNGs are reseeded from
+``seed + epoch`` so a resumed run repeats the uninterrupted one; checkpoints carry no pickled ``args`` (they
+load with ``torch.load(weights_only=True)``; the args are in ``args.yaml``).
 Options of train.py this trainer does not implement are accepted only at train.py's default value.
 
 Its own options: ``--holdout N`` holds N training samples out as the validation split (per-epoch evaluation,
@@ -55,6 +64,7 @@ from timm.models import safe_model_name
 from timm.optim import create_optimizer_v2, optimizer_kwargs
 from timm.scheduler import create_scheduler_v2, scheduler_kwargs
 from timm.task import ClassificationTask, load_task_ema_checkpoint, resume_task_checkpoint
+from . import distributed as _dist
 from .data import DatasetNotFoundError, create_relgraph_dataset
 from .recipes import recipe_path
 
@@ -71,7 +81,7 @@ TRAIN_PY_ONLY: Dict[str, Any] = {
     'torchcompile': None, 'model_dtype': None, 'no_ddp_bb': False, 'synchronize_step': False, 'local_rank': 0,
     'epoch_repeats': 0.0, 'aug_repeats': 0, 'aug_splits': 0, 'jsd_loss': False, 'bce_loss': False,
     'bce_sum': False, 'bce_target_thresh': None, 'bce_pos_weight': None, 'resplit': False, 'drop_connect': None,
-    'drop_block': None, 'bn_momentum': None, 'bn_eps': None, 'sync_bn': False, 'dist_bn': 'reduce',
+    'drop_block': None, 'bn_momentum': None, 'bn_eps': None,
     'split_bn': False, 'recovery_interval': 0, 'save_images': False, 'tta': 0, 'use_multi_epochs_loader': False,
     'log_wandb': False, 'wandb_project': None, 'wandb_tags': [], 'wandb_resume_id': '', 'train_img_sizes': None,
     'train_batch_sizes': None, 'train_size_probs': None, 'train_size_schedule': 'constant',
@@ -119,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     # device
     a('--device', default=None, help='default: cuda when available, else cpu')
     a('--amp', **flag); a('--amp-dtype', default='float16')
+    a('--sync-bn', **flag, help='under torchrun: BatchNorm with the statistics of the global batch (works on CPU)')
+    a('--dist-bn', default='reduce', choices=['reduce', 'broadcast', ''],
+      help='under torchrun without --sync-bn: average (reduce) or copy from rank 0 (broadcast) the BatchNorm '
+      'statistics before each evaluation; "" = leave each rank\'s own')
     a('--device-modules', default=None, type=str, nargs='+', help='modules to import (e.g. timm_relgraph)')
     # optimizer
     a('--opt', default='sgd', help="timm optimizer name; 'sgd' is Nesterov SGD, 'momentum' plain")
@@ -252,9 +266,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _resolve_lr(args) -> None:
-    if args.lr is None:  # train.py's rule: scale lr_base by the batch size
-        ratio = args.batch_size / args.lr_base_size
+def _resolve_lr(args, world_size: int = 1) -> None:
+    if args.lr is None:  # train.py's rule: scale lr_base by the global batch size
+        ratio = args.batch_size * world_size / args.lr_base_size
         scale = args.lr_base_scale or ('sqrt' if any(o in args.opt.lower() for o in ('ada', 'lamb')) else 'linear')
         args.lr = args.lr_base * (ratio ** 0.5 if scale == 'sqrt' else ratio)
 
@@ -387,21 +401,42 @@ def split_holdout(dataset, count: int, seed: int = 0):
             _TransformSubset(copy.copy(base), [index[i] for i in held]))
 
 
-def evaluate(task, model, loader, device, amp_autocast=nullcontext, progress=None, desc='eval') -> Dict[str, float]:
+def evaluate(task, model, loader, device, amp_autocast=nullcontext, progress=None, desc='eval',
+             dist_info: Optional[_dist.DistInfo] = None) -> Dict[str, float]:
+    """Metrics of ``model`` over ``loader``; under a process group (``dist_info``) each rank evaluates its shard
+    and the sample-weighted means are combined over the ranks."""
     model.eval()
     evaluator = task.create_evaluator()
+    samples = 0
     for x, y in tqdm(loader, desc=desc, leave=False, disable=None if progress is None else not progress):
         x, y = x.to(device), y.to(device)
         with amp_autocast():
             output = model(x)
         evaluator.update(output, y)
-    return dict(evaluator.compute())
+        samples += y.shape[0]
+    metrics = dict(evaluator.compute())
+    if dist_info is not None and dist_info.enabled:
+        metrics = _dist.reduce_metrics(metrics, samples, dist_info, device)
+    return metrics
 
 
 def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bool] = None) -> Dict[str, Any]:
     """Train and evaluate per ``args`` (a Namespace from ``parse_args``/``make_args`` or a dict of options);
     return the final metrics: epoch, train_loss, eval_loss, eval_top1, eval_top5, best_metric, best_epoch,
-    output_dir. ``progress``: True/False for a progress bar, None for one only on a terminal."""
+    output_dir. ``progress``: True/False for a progress bar, None for one only on a terminal.
+
+    Under torchrun (``WORLD_SIZE > 1``) this joins the process group (and leaves it at the end when it created
+    it); every rank returns the same metrics."""
+    if isinstance(args, dict):
+        args = make_args(args)
+    info, device = _dist.setup(args.device)
+    try:
+        return _train(args, progress, info, device)
+    finally:
+        _dist.cleanup(info)
+
+
+def _train(args, progress: Optional[bool], info: '_dist.DistInfo', device: torch.device) -> Dict[str, Any]:
     if isinstance(args, dict):
         args = make_args(args)
     else:
@@ -410,10 +445,12 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
         if hasattr(args, 'progress'):
             del args.progress
         check_config(vars(args))
+    if not info.primary:  # one progress bar and one log, from rank 0
+        progress = False
+    say = print if info.primary else (lambda *a, **k: None)
     bar = dict(disable=None if progress is None else not progress, dynamic_ncols=True)
     for module in args.device_modules or ():
         importlib.import_module(module)
-    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     seed_everything(args.seed)
@@ -427,11 +464,13 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
         args.model, pretrained=args.pretrained, in_chans=in_chans, num_classes=args.num_classes,
         drop_rate=args.drop, drop_path_rate=args.drop_path, global_pool=args.gp,
         checkpoint_path=args.initial_checkpoint or None, **args.model_kwargs)
+    if args.sync_bn and info.enabled:
+        model = _dist.convert_sync_batchnorm(model, device)
     model.to(device)
     if args.num_classes is None:
         args.num_classes = model.num_classes
     data_config = resolve_data_config(vars(args), model=model)
-    _resolve_lr(args)
+    _resolve_lr(args, info.world_size)
 
     mixup_active = args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None
     task = ClassificationTask(model, criterion_kwargs=dict(smoothing=args.smoothing, soft_targets=mixup_active),
@@ -457,19 +496,26 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
                        device='cpu' if args.model_ema_force_cpu else None)
         if args.resume:
             load_task_ema_checkpoint(task, args.resume)
+    if info.enabled:
+        # every rank has read the checkpoint before rank 0 may write into its folder; DDP takes rank 0's weights
+        _dist.barrier(info)
+        task.prepare_distributed(device_ids=[device.index] if device.type == 'cuda' else None)
 
     input_img_mode = args.input_img_mode or ('RGB' if data_config['input_size'][0] == 3 else 'L')
-    train_ds, eval_ds = _datasets(args, input_img_mode)
+    with _dist.primary_first(info) if args.dataset_download else nullcontext():  # one download
+        train_ds, eval_ds = _datasets(args, input_img_mode)
     test_ds = loader_test = None
     if args.holdout:  # select on samples held out of the training split; the val split becomes the test set
         train_ds, held_out = split_holdout(train_ds, args.holdout, args.holdout_seed)
         test_ds, eval_ds = eval_ds, held_out
-    loader_train = _loader(train_ds, data_config, args, device, training=True)
-    loader_eval = _loader(eval_ds, data_config, args, device, training=False)
+    # under torchrun: this rank's share of the one-process order of the global batch (timm_relgraph.distributed)
+    loader_train = _dist.shard_loader(_loader(train_ds, data_config, args, device, training=True), info, True)
+    loader_eval = _dist.shard_loader(_loader(eval_ds, data_config, args, device, training=False), info, False)
     if test_ds is not None:
-        loader_test = _loader(test_ds, data_config, args, device, training=False)
+        loader_test = _dist.shard_loader(_loader(test_ds, data_config, args, device, training=False), info, False)
     if len(loader_train) == 0:
-        raise ConfigError(f'batch_size {args.batch_size} exceeds the {len(train_ds)} training samples '
+        per = f' x {info.world_size} processes' if info.enabled else ''
+        raise ConfigError(f'batch_size {args.batch_size}{per} exceeds the {len(train_ds)} training samples '
                           '(the last partial batch is dropped): lower batch_size')
     mixup_fn = None
     if mixup_active:
@@ -487,21 +533,25 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
         else:
             lr_scheduler.step(start_epoch)
 
-    output_dir = _output_dir(args, data_config)
+    # rank 0 names (and creates) the folder, e.g. a timestamped one, and tells the other ranks
+    output_dir = _dist.broadcast_object(_output_dir(args, data_config) if info.primary else None, info)
     saver = utils.CheckpointSaver(model=model, optimizer=optimizer, args=None, amp_scaler=loss_scaler,
                                   checkpoint_dir=output_dir, recovery_dir=output_dir,
                                   decreasing=args.eval_metric == 'loss', max_history=args.checkpoint_hist, task=task)
     if args.resume and Path(args.resume).resolve().parent == Path(output_dir).resolve():
         saver.load_state_dict_from_checkpoint(args.resume)
-    with open(os.path.join(output_dir, 'args.yaml'), 'w') as f:
-        yaml.safe_dump(vars(args), f, default_flow_style=False)
     summary_path = os.path.join(output_dir, 'summary.csv')
-    keep_summary_before(summary_path, start_epoch)
+    if info.primary:
+        with open(os.path.join(output_dir, 'args.yaml'), 'w') as f:
+            yaml.safe_dump(vars(args), f, default_flow_style=False)
+        keep_summary_before(summary_path, start_epoch)
 
-    print(f'{args.model}: {sum(p.numel() for p in model.parameters()):,} params, input {data_config["input_size"]}, '
-          f'{len(train_ds)} train / {len(eval_ds)} {"held-out validation" if args.holdout else "eval"} samples'
-          f'{f" / {len(test_ds)} test" if test_ds is not None else ""}, epochs {start_epoch}->{num_epochs}, '
-          f'lr {args.lr:g}, device {device}, output {output_dir}', flush=True)
+    world = (f', {info.world_size} processes x batch {args.batch_size} (global batch '
+             f'{args.batch_size * info.world_size})' if info.enabled else '')
+    say(f'{args.model}: {sum(p.numel() for p in model.parameters()):,} params, input {data_config["input_size"]}, '
+        f'{len(train_ds)} train / {len(eval_ds)} {"held-out validation" if args.holdout else "eval"} samples'
+        f'{f" / {len(test_ds)} test" if test_ds is not None else ""}, epochs {start_epoch}->{num_epochs}, '
+        f'lr {args.lr:g}, device {device}{world}, output {output_dir}', flush=True)
     metrics: Dict[str, Any] = {}
     best_metric, best_epoch = saver.best_metric, saver.best_epoch
     num_updates = start_epoch * updates_per_epoch
@@ -537,39 +587,50 @@ def train(args: Union[argparse.Namespace, Dict[str, Any]], progress: Optional[bo
             if step % max(args.log_interval, 1) == 0 or step == updates_per_epoch - 1:
                 pbar.set_postfix(loss=f'{loss_sum / seen:.4f}', lr=f'{optimizer.param_groups[0]["lr"]:.4g}')
         pbar.close()
+        loss_sum, seen = _dist.all_reduce_sums([loss_sum, seen], info, device)  # the mean over all ranks
         train_metrics = OrderedDict(loss=loss_sum / max(seen, 1))
         lr = sum(g['lr'] for g in optimizer.param_groups) / len(optimizer.param_groups)
         epoch_p_1 = epoch + 1
         if epoch_p_1 % args.val_interval != 0 and epoch_p_1 != num_epochs:
             lr_scheduler.step(epoch_p_1)
             continue
-        if args.precise_bn:
-            recompute_bn_stats(model, loader_train, args.precise_bn, device)
-        eval_metrics = evaluate(task, model, loader_eval, device, amp_autocast, progress)
+        if args.precise_bn:  # each rank its share of the samples: the same number of global batches as one process
+            recompute_bn_stats(model, loader_train, max(1, args.precise_bn // info.world_size), device)
+        if info.enabled and not args.sync_bn and args.dist_bn in ('reduce', 'broadcast'):
+            utils.distribute_bn(model, info.world_size, args.dist_bn == 'reduce')
+            if task.has_ema():
+                utils.distribute_bn(task.get_trainable_module(ema=True), info.world_size, args.dist_bn == 'reduce')
+        eval_metrics = evaluate(task, model, loader_eval, device, amp_autocast, progress, dist_info=info)
         if task.has_ema():
             eval_metrics = evaluate(task, task.get_eval_model(ema=True), loader_eval, device, amp_autocast, progress,
-                                    desc='eval (EMA)')
+                                    desc='eval (EMA)', dist_info=info)
         # The summary row, then the checkpoint: a run killed between the two has no checkpoint of this epoch,
         # so --resume redoes it, and keep_summary_before() (above) drops the row it had already written.
-        utils.update_summary(epoch, train_metrics, eval_metrics, summary_path, lr=lr)
-        best_metric, best_epoch = saver.save_checkpoint(epoch, metric=eval_metrics[args.eval_metric])
+        if info.primary:
+            utils.update_summary(epoch, train_metrics, eval_metrics, summary_path, lr=lr)
+            best_metric, best_epoch = saver.save_checkpoint(epoch, metric=eval_metrics[args.eval_metric])
+        if info.enabled:  # the checkpoint is on disk before any rank starts the next epoch
+            best_metric, best_epoch = _dist.broadcast_object((best_metric, best_epoch), info)
         lr_scheduler.step(epoch_p_1, eval_metrics[args.eval_metric])
         metrics = dict(epoch=epoch, train_loss=train_metrics['loss'],
                        **{f'eval_{k}': v for k, v in eval_metrics.items()}, lr=lr)
-        print(f'epoch {epoch_p_1}/{num_epochs}: train_loss {train_metrics["loss"]:.4f}  eval_loss '
-              f'{eval_metrics["loss"]:.4f}  top1 {eval_metrics["top1"]:.2f}  top5 {eval_metrics["top5"]:.2f}  '
-              f'lr {lr:.4g}  ({time.time() - t0:.1f}s)', flush=True)
+        say(f'epoch {epoch_p_1}/{num_epochs}: train_loss {train_metrics["loss"]:.4f}  eval_loss '
+            f'{eval_metrics["loss"]:.4f}  top1 {eval_metrics["top1"]:.2f}  top5 {eval_metrics["top5"]:.2f}  '
+            f'lr {lr:.4g}  ({time.time() - t0:.1f}s)', flush=True)
     if loader_test is not None:
         final_model = task.get_eval_model(ema=True) if task.has_ema() else model
-        test_metrics = evaluate(task, final_model, loader_test, device, amp_autocast, progress, desc='test')
+        test_metrics = evaluate(task, final_model, loader_test, device, amp_autocast, progress, desc='test',
+                                dist_info=info)
         metrics.update({f'test_{k}': v for k, v in test_metrics.items()})
-        _write_json(os.path.join(output_dir, 'test_metrics.json'),
-                    dict(epoch=num_epochs - 1, split=args.val_split, samples=len(test_ds), **test_metrics))
-        print(f'test ({args.val_split}, {len(test_ds)} samples) after epoch {num_epochs}: '
-              f'top1 {test_metrics["top1"]:.2f}  top5 {test_metrics["top5"]:.2f}', flush=True)
+        if info.primary:
+            _write_json(os.path.join(output_dir, 'test_metrics.json'),
+                        dict(epoch=num_epochs - 1, split=args.val_split, samples=len(test_ds), **test_metrics))
+        say(f'test ({args.val_split}, {len(test_ds)} samples) after epoch {num_epochs}: '
+            f'top1 {test_metrics["top1"]:.2f}  top5 {test_metrics["top5"]:.2f}', flush=True)
     metrics.update(best_metric=best_metric, best_epoch=best_epoch, output_dir=output_dir, num_epochs=num_epochs,
                    model=args.model, params=sum(p.numel() for p in model.parameters()),
                    graph=dict(getattr(model, 'pretrained_cfg', {}).get('graph') or {}))
+    _dist.barrier(info)  # rank 0's files are complete when train() returns on any rank
     return metrics
 
 
