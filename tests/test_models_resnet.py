@@ -153,7 +153,8 @@ def test_forward_backward(family, name):
         assert conv.weight.shape[0] == conv.kept_connections()  # only the kept weights exist
     assert model.fc.weight.grad.abs().sum() > 0
     if not name.split('.')[0].endswith('_c1'):
-        assert min(float(c.mask.mean()) for c in convs) < 0.9  # a sparse graph really masks
+        assert min(float(c.mask.mean()) for c in convs) < 1.0  # a non-complete graph really masks (grid graphs
+        # reach C = 0.96, mask density above 0.9)
 
 
 @pytest.mark.parametrize('family', FAMILIES)
