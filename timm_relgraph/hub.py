@@ -46,7 +46,10 @@ __all__ = ['load_training_checkpoint', 'export_model', 'export_checkpoint', 'pus
 WEIGHTS = 'model.safetensors'
 CONFIG = 'config.json'
 CARD = 'README.md'
-FAMILY_CARD = Path(__file__).resolve().parent.parent / 'MODEL_CARD.md'
+# shipped in the wheel as package data (in a checkout, a link to the repository's MODEL_CARD.md)
+FAMILY_CARD = Path(__file__).resolve().parent / 'MODEL_CARD.md'
+if not FAMILY_CARD.is_file():
+    FAMILY_CARD = Path(__file__).resolve().parent.parent / 'MODEL_CARD.md'
 
 
 CITATION = '''@inproceedings{you2020graph,
