@@ -21,10 +21,8 @@ A training step is forward, cross-entropy, backward and an SGD (momentum, Nester
 import argparse
 import copy
 import csv
-import os
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from typing import Callable, Dict, List
@@ -34,6 +32,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 import timm_relgraph  # noqa: F401
+from timm_relgraph._io import atomic_open
 from timm_relgraph.flops import count_macs
 from timm_relgraph.layers import EXECUTION_STRATEGIES, fold_masks
 
@@ -153,14 +152,10 @@ def benchmark_family(family: str, batch: int, img_size: int, device, amp: bool, 
 
 def write_rows(rows: List[dict], path: str) -> None:
     """Atomic write: the CSV is complete or untouched."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    with os.fdopen(fd, 'w', newline='') as f:
+    with atomic_open(path) as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:

@@ -19,15 +19,15 @@ import csv
 import math
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 
+from ._io import atomic_open
 from .graphs import GraphSpec, _is_connected, _ws_flex_edges, fast_graph_stats, MAX_CONNECT_TRIES
 from .paper import C_BINS, CENTRE, COARSE, K_AXES, L_BINS, MIN_K_OVER_N, P_STEPS, SHUFFLE_SEED
 
@@ -247,19 +247,9 @@ def build_catalogue(n: int = 64, seeds: int = SEEDS, workers: int = 0, progress:
 
 def write_catalogue(rows: np.ndarray, path: Path) -> None:
     """Write rows atomically as CSV with full float precision (``repr``), so graphs rebuild exactly."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', newline='') as f:
-            w = csv.writer(f, lineterminator='\n')
-            w.writerow(['n', 'k', 'p', 'seed', 'C', 'L'])
-            for n, k, p, s, C, L in rows:
-                w.writerow([int(n), repr(float(k)), repr(float(p)), int(s), repr(float(C)), repr(float(L))])
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        w = csv.writer(f, lineterminator='\n')
+        w.writerow(['n', 'k', 'p', 'seed', 'C', 'L'])
+        for n, k, p, s, C, L in rows:
+            w.writerow([int(n), repr(float(k)), repr(float(p)), int(s), repr(float(C)), repr(float(L))])
     _table.cache_clear()

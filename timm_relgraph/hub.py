@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from ._io import atomic_open
 from .names import family_prefix
 
 # Families whose architecture depends on the input size (the MLP's first layer reads every pixel).
@@ -248,8 +249,8 @@ def _sweet_spot_line(family: Optional[str], C: float, L: float) -> Optional[str]
 def _usage(model_id: str, num_classes: int, in_chans: int) -> str:
     mode = "'L'" if in_chans == 1 else "'RGB'"
     k = min(5, num_classes) if num_classes else 5
-    head = (f"```python\nimport timm\nimport timm_relgraph  # registers the relgraph_* architectures with timm\n"
-            f"import torch\nfrom PIL import Image\n\n")
+    head = ("```python\nimport timm\nimport timm_relgraph  # registers the relgraph_* architectures with timm\n"
+            "import torch\nfrom PIL import Image\n\n")
     image = (f"img = Image.open('image.png').convert({mode})  # any image; this model reads "
              f"{'grayscale' if in_chans == 1 else 'RGB'} input\n")
     transforms = ("\n# the model's own preprocessing (resize, crop, normalisation), from its pretrained config\n"
@@ -512,10 +513,8 @@ def update_card(folder, results: Optional[Dict[str, Any]] = None,
     if comparison is not None:
         card['comparison'] = list(comparison)
     for name, text in ((CONFIG, json.dumps(config, indent=2) + '\n'), (CARD, render_card(config, repo_id))):
-        tmp = folder / f'.{name}.tmp'
-        tmp.write_text(text)
-        tmp.chmod(0o644)
-        os.replace(tmp, folder / name)
+        with atomic_open(folder / name) as f:
+            f.write(text)
     return folder
 
 
@@ -611,14 +610,11 @@ def write_results_csv(rows: List[Dict[str, str]], path) -> Path:
     import csv
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda r: (-float(r['top1']), r['model']))
-    tmp = path.with_name(f'.{path.name}.tmp')
-    with open(tmp, 'w', newline='') as f:
+    with atomic_open(path) as f:
         writer = csv.DictWriter(f, fieldnames=RESULTS_COLUMNS, lineterminator='\n')
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path
 
 

@@ -30,7 +30,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ._io import atomic_open
 from .catalogue import paper_grid
 from .graphs import GraphSpec, graph_stats
 from .models import spec_for_name
@@ -144,20 +144,11 @@ def read_table(path: Path) -> List[Dict[str, str]]:
 
 
 def write_table(path: Path, rows: List[Dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator='\n')
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row.get(k, '') for k in COLUMNS})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator='\n')
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, '') for k in COLUMNS})
 
 
 def _summary_top1(summary: Path) -> List[float]:

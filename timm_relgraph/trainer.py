@@ -65,6 +65,7 @@ from timm.optim import create_optimizer_v2, optimizer_kwargs
 from timm.scheduler import create_scheduler_v2, scheduler_kwargs
 from timm.task import ClassificationTask, load_task_ema_checkpoint, resume_task_checkpoint
 from . import distributed as _dist
+from ._io import atomic_open
 from .data import DatasetNotFoundError, create_relgraph_dataset
 from .recipes import recipe_path
 
@@ -325,11 +326,9 @@ def _output_dir(args, data_config) -> str:
 
 def _write_json(path: str, data: Dict[str, Any]) -> None:
     import json
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
+    with atomic_open(path) as f:
         json.dump({k: float(v) if isinstance(v, (np.floating, torch.Tensor)) else v for k, v in data.items()}, f,
                   indent=2)
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -344,10 +343,8 @@ def keep_summary_before(path: str, epoch: int) -> None:
     kept = [rows[0]] + [r for r in rows[1:] if r and r[0].strip().isdigit() and int(r[0]) < epoch]
     if len(kept) == len(rows):
         return
-    tmp = path + '.tmp'
-    with open(tmp, 'w', newline='') as f:
+    with atomic_open(path) as f:
         csv.writer(f).writerows(kept if len(kept) > 1 else [])
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
