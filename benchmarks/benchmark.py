@@ -15,7 +15,8 @@ For each family the paper's best graph (FLOPs-matched) is timed in one run, inte
 Columns follow timm's ``benchmark.py`` (``infer_samples_per_sec``, ``infer_step_time`` in ms, ...) plus
 ``param_count`` (millions, as the paper counts: a relational layer's parameters are the weights its graph
 keeps), ``stored_bytes`` (its safetensors state dict), ``gmacs`` (analytic multiply-adds at the timed size)
-and ``*_vs_folded`` (this model's step time over the folded model's, measured in the same rounds).
+and ``*_vs_folded``: this model's step time over the folded model's, the median over rounds of the ratio within
+one round (the relational and folded models run back to back in every round, in alternating order).
 A training step is forward, cross-entropy, backward and an SGD (momentum, Nesterov, weight decay) step.
 """
 import argparse
@@ -88,16 +89,25 @@ def _train_fn(model, x, amp):
 STATS = {'median': statistics.median, 'min': min}
 
 
-def _interleaved(fns: Dict[str, Callable[[], float]], rounds: int, stat: str = 'median') -> Dict[str, float]:
-    """Seconds per step of each function (median or min over rounds), measured round-robin so drifts hit
-    every model alike. The min suits a shared machine, whose noise only ever adds time."""
+def _interleaved(fns: Dict[str, Callable[[], float]], rounds: int) -> Dict[str, List[float]]:
+    """Seconds per step of each function in every round, measured round-robin so drifts hit every model
+    alike; the order reverses every round, so no model always runs right after a given other one."""
     times: Dict[str, List[float]] = {label: [] for label in fns}
     for fn in fns.values():
         fn()  # warm-up (and the inference weight caches)
-    for _ in range(rounds):
-        for label, fn in fns.items():
-            times[label].append(fn())
-    return {label: STATS[stat](ts) for label, ts in times.items()}
+    labels = list(fns)
+    for r in range(rounds):
+        for label in (labels if r % 2 == 0 else labels[::-1]):
+            times[label].append(fns[label]())
+    return times
+
+
+def paired_ratio(times: List[float], reference: List[float]) -> float:
+    """Median over rounds of this model's step time over the reference's in the same round.
+
+    The two are timed back to back in every round (keep them adjacent in the round's order), so a slow
+    spell of a shared machine inflates both terms of a round's ratio instead of one model's statistic."""
+    return statistics.median(t / ref for t, ref in zip(times, reference))
 
 
 def models_of(family: str, device) -> Dict[str, torch.nn.Module]:
@@ -122,10 +132,12 @@ def benchmark_family(family: str, batch: int, img_size: int, device, amp: bool, 
                                        else torch.float16)) if amp else nullcontext
     models = models_of(family, device)
     x = torch.randn(batch, 3, size, size, device=device)
-    infer = _interleaved({k: _timer(_infer_fn(m, x, autocast), device, steps) for k, m in models.items()}, rounds,
-                         stat)
-    train = _interleaved({k: _timer(_train_fn(m, x, autocast), device, steps) for k, m in models.items()
-                          if k != 'sparse'}, rounds, stat)
+    infer_times = _interleaved({k: _timer(_infer_fn(m, x, autocast), device, steps) for k, m in models.items()},
+                               rounds)
+    train_times = _interleaved({k: _timer(_train_fn(m, x, autocast), device, steps) for k, m in models.items()
+                                if k != 'sparse'}, rounds)
+    infer = {k: STATS[stat](ts) for k, ts in infer_times.items()}
+    train = {k: STATS[stat](ts) for k, ts in train_times.items()}
     rows = []
     for label, model in models.items():
         name = model.pretrained_cfg.get('architecture', '') if label != 'timm' else TIMM_EQUIVALENTS[family]
@@ -135,15 +147,16 @@ def benchmark_family(family: str, batch: int, img_size: int, device, amp: bool, 
             model=f'{name}.{tag}' if tag else name, family=family, role=label, device=device.type, amp=amp,
             infer_batch_size=batch, infer_img_size=size, infer_samples_per_sec=round(batch / infer[label], 2),
             infer_step_time=round(infer[label] * 1e3, 3),
-            infer_vs_folded=round(infer[label] / infer['folded'], 3),
+            infer_vs_folded=round(paired_ratio(infer_times[label], infer_times['folded']), 3),
             train_batch_size=batch if label in train else '', train_img_size=size if label in train else '',
             train_samples_per_sec=round(batch / train[label], 2) if label in train else '',
             train_step_time=round(train[label] * 1e3, 3) if label in train else '',
-            train_vs_folded=round(train[label] / train['folded'], 3) if label in train else '',
+            train_vs_folded=round(paired_ratio(train_times[label], train_times['folded']), 3)
+            if label in train else '',
             param_count=round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
             stored_bytes=len(safetensors_bytes(state)),
             gmacs=round(count_macs(model.cpu(), (3, size, size)) / 1e9, 4),
-            stat=f'{stat} of {rounds} rounds x {steps} steps',
+            stat=f'{stat} of {rounds} rounds x {steps} steps; ratios: median of paired rounds',
         )
         model.to(device)
         rows.append(row)
@@ -166,9 +179,9 @@ def main(argv=None) -> int:
     parser.add_argument('--img-size', type=int, default=224, help='input size of the ImageNet families')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--amp', action='store_true', help='autocast (float16 on CUDA, bfloat16 on CPU)')
-    parser.add_argument('--rounds', type=int, default=5, help='interleaved measurement rounds (median)')
+    parser.add_argument('--rounds', type=int, default=5, help='interleaved measurement rounds')
     parser.add_argument('--steps', type=int, default=1, help='steps per measurement')
-    parser.add_argument('--stat', choices=sorted(STATS), default='median', help='statistic over the rounds')
+    parser.add_argument('--stat', choices=sorted(STATS), default='median', help='statistic of the step times over the rounds')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: leave as is)')
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(',') if f.strip()]

@@ -30,3 +30,24 @@ def test_unknown_family_is_refused(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'benchmark.py'), '--out',
                            str(tmp_path / 'x.csv'), '--families', 'resnet99'], capture_output=True, text=True)
     assert proc.returncode == 2 and 'resnet99' in proc.stderr and not (tmp_path / 'x.csv').exists()
+
+
+def _benchmark_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('relgraph_benchmark', ROOT / 'benchmarks' / 'benchmark.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rounds_alternate_order_and_ratios_pair_rounds():
+    bench = _benchmark_module()
+    calls = []
+    fns = {label: (lambda label=label: calls.append(label) or 1.0) for label in ('a', 'b', 'c')}
+    times = bench._interleaved(fns, rounds=3)
+    assert calls == ['a', 'b', 'c'] + ['a', 'b', 'c'] + ['c', 'b', 'a'] + ['a', 'b', 'c']  # warm-up first
+    assert {k: len(v) for k, v in times.items()} == {'a': 3, 'b': 3, 'c': 3}
+    # a slow spell (round 2) hits both models of that round: the paired ratio is not fooled by it
+    assert bench.paired_ratio([1.0, 3.0, 1.0], [1.0, 3.0, 1.0]) == 1.0
+    assert bench.paired_ratio([1.1, 2.2, 1.1], [1.0, 2.0, 1.0]) == 1.1
+    assert abs(bench.paired_ratio([1.0, 1.3, 1.02], [1.0, 1.0, 1.0]) - 1.02) < 1e-12
