@@ -1,6 +1,7 @@
 """Markdown summary of benchmark CSVs (from benchmarks/benchmark.py): one table per CSV.
 
-    python benchmarks/summarize.py benchmarks/results_cpu_b8_224.csv benchmarks/results_cpu_b64_64.csv \\
+    python benchmarks/summarize.py benchmarks/results_cpu_b8_224.csv benchmarks/results_cpu_b8_224_r25.csv \\
+        benchmarks/results_cpu_b64_64.csv benchmarks/results_cpu_b64_64_r25.csv benchmarks/results_cpu_b64_64_r41.csv \\
         > benchmarks/RESULTS_cpu.md
 """
 import csv
@@ -35,8 +36,10 @@ def main(argv=None) -> int:
         return 2
     print('# Benchmark results\n')
     print('Written by `python benchmarks/summarize.py` from the CSVs of `benchmarks/benchmark.py` (see its '
-          'docstring for the roles). Ratios are step times over the folded (same-width, plain dense) model\'s, '
-          'measured round-robin in the same run; a CPU shared with other work is noisy, so read the ratios.\n')
+          'docstring for the roles). Step times (ms) are the statistic named above each table; the ratios to '
+          'the folded (same-width, plain dense) model are the median over rounds of the ratio within a round, '
+          'where the two models run back to back. A CPU shared with other work is noisy (single rounds vary by '
+          'several per cent), so read the ratios, and prefer the runs with more rounds.\n')
     for path in paths:
         print(table(path))
     return 0
