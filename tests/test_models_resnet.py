@@ -424,3 +424,67 @@ def test_state_dict_keys_of_a_relational_model_are_timms_plus_graphs():
     keys = set(model.state_dict())
     assert keys - set(plain.state_dict()) == {k for k in keys if k.endswith('.graph')}
     assert set(plain.state_dict()) <= keys
+
+
+class _CountingBatchNorm(torch.nn.BatchNorm2d):
+    """A norm layer whose constructor sets state that ``reset_parameters`` does not restore."""
+
+    def __init__(self, num_features, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.register_buffer('marker', torch.full((1,), 7.0, device=self.weight.device))
+
+
+class _NoResetNorm(torch.nn.Module):
+    """A norm layer with a buffer and no ``reset_parameters``: the model cannot be built on meta and re-initialised."""
+
+    def __init__(self, num_features, device=None, dtype=None):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm2d(num_features, device=device, dtype=dtype)
+        self.register_buffer('scale', torch.full((1,), 2.0, device=device))
+
+    def forward(self, x):
+        return self.bn(x) * self.scale
+
+
+@pytest.mark.parametrize('family', sorted(SMALL))
+def test_thinned_convs_are_never_built_dense_and_the_rest_is_initialised_as_timm(family):
+    name = f'relgraph_{family}_c0.37_l2.28'
+    model = _small(name)
+    for m in model.modules():
+        for p in list(m.parameters(recurse=False)) + list(m.buffers(recurse=False)):
+            assert not p.is_meta and torch.isfinite(p.float()).all()
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert (m.running_mean == 0).all() and (m.running_var == 1).all() and int(m.num_batches_tracked) == 0
+            assert (m.bias == 0).all() and set(m.weight.unique().tolist()) <= {0.0, 1.0}
+    assert abs(model.conv1.weight.std().item() / (2.0 / (49 * 64)) ** 0.5 - 1) < 0.05  # timm's init_weights
+    for conv in _relational_convs(model):
+        assert torch.equal(conv.graph.cpu(), conv._adjacency) and torch.equal(conv.kept.cpu(), conv._kept_cpu)
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 1000) and torch.isfinite(out).all()
+    with torch.device('meta'):  # a meta model stays meta
+        meta = _small(name)
+    assert all(p.is_meta for p in meta.parameters())
+
+
+@pytest.mark.parametrize('norm_layer, attr, value', [(_NoResetNorm, 'scale', 2.0), (_CountingBatchNorm, 'marker', 7.0)])
+def test_norm_layers_of_other_code_keep_their_constructor_state(norm_layer, attr, value):
+    model = _small('relgraph_resnet18_c0.37_l2.28', norm_layer=norm_layer)
+    states = [getattr(m, attr) for m in model.modules() if isinstance(m, norm_layer)]
+    assert states and all(float(s) == value for s in states)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_no_dense_weight_of_a_thinned_conv_is_drawn(monkeypatch):
+    drawn = []
+    for fn in ('kaiming_uniform_', 'kaiming_normal_', 'normal_', 'uniform_'):
+        original = getattr(torch.nn.init, fn)
+
+        def record(tensor, *args, _original=original, **kwargs):
+            if not tensor.is_meta:
+                drawn.append(tuple(tensor.shape))
+            return _original(tensor, *args, **kwargs)
+        monkeypatch.setattr(torch.nn.init, fn, record)
+    model = _small('relgraph_resnet34_c0.37_l2.28')
+    dense_shapes = {tuple(c.dense_shape_) for c in _relational_convs(model)}
+    assert drawn and not dense_shapes & set(drawn)

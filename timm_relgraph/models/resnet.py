@@ -23,10 +23,10 @@ Stage widths (64...512; 256...2048 for ResNet-50) are widened, keeping their rat
 first stage a width other than 64 and so a projection shortcut the plain network lacks; it is counted. Each
 block class computes its own MACs (pycls style), and the matcher reads them.
 """
-import math
 from functools import lru_cache
 from typing import Dict, Optional, Sequence, Tuple, Type
 
+import networkx as nx
 import torch
 import torch.nn as nn
 from timm.models import generate_default_cfgs, register_model
@@ -34,7 +34,7 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..flops import GraphCounter, conv_macs, conv_out, linear_macs, match_widths
 from ..graphs import GraphSpec
-from ..layers import relationalize
+from ..layers import is_relational, relationalize
 from ..paper import COARSE_ROUNDS, MATCH_SETTING
 from ._builder import RelGraphMixin, base_cfg, create_relgraph, family_tags, init_paper_head
 
@@ -239,15 +239,54 @@ class RelGraphResNet(RelGraphMixin, ResNet):
         widths = tuple(int(w) for w in (widths if widths is not None else resnet_widths(arch, graph, match_flops)))
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError(f'widths must give 4 positive stage widths, got {widths}')
-        super().__init__(block=block, layers=depths, channels=widths, **kwargs)
-        G = self._setup_graph(graph)
+        selected = [f'layer*.*.{name}' for name in block.relational_layers]
+        G = None if graph.is_complete else self._build_on_meta(block, depths, widths, graph, selected, execution,
+                                                               kwargs)
+        if G is None:  # timm's ResNet as timm builds it (the complete graph's network is timm's, draw for draw)
+            super().__init__(block=block, layers=depths, channels=widths, **kwargs)
+            G = self._setup_graph(graph)
+            relationalize(self, G, selected, init='paper', execution=execution)
         self.family, self.widths = arch, widths
-        relationalize(self, G, [f'layer*.*.{name}' for name in block.relational_layers], init='paper',
-                      execution=execution)
         init_paper_head(self.fc)
         num_classes, in_chans = self.num_classes, self.in_chans
         self.macs = resnet_macs(arch, widths, GraphCounter(G), num_classes, in_chans)
         self.baseline_macs = resnet_macs(arch, base_widths, GraphCounter(None), num_classes, in_chans)
+
+    def _build_on_meta(self, block, depths, widths, graph: GraphSpec, selected, execution: str,
+                       kwargs) -> Optional[nx.Graph]:
+        """Build timm's ResNet on the meta device, make the selected convs relational, then allocate and
+        initialise on the real device: the widened dense convs the graph thins out are never allocated or
+        drawn (relgraph_resnet34's are 142M weights; its graph keeps 23M). Initialisation is what timm's
+        constructor does (each module's ``reset_parameters``, then ``init_weights``), then the paper's for the
+        relational convs. Returns the graph, or None if a module's state could not be restored that way (see
+        :func:`_resets_fully`) or a meta model was asked for: the caller then builds as timm does."""
+        device = kwargs.pop('device', None)
+        if device is None:
+            device = torch.empty(0).device  # the default device, honouring a ``with torch.device(...)`` block
+        kwargs['device'] = device
+        if torch.device(device).type == 'meta':
+            return None
+        super().__init__(block=block, layers=depths, channels=widths, **{**kwargs, 'device': 'meta'})
+        G = self._setup_graph(graph)
+        relationalize(self, G, selected, init='paper', execution=execution)
+        plain = [m for m in self.modules() if not is_relational(m) and (m._parameters or m._buffers)]
+        if not all(_resets_fully(m) for m in plain):
+            return None
+        self.to_empty(device=device)
+        with torch.no_grad():
+            for m in plain:
+                m.reset_parameters()
+            self.init_weights(zero_init_last=kwargs.get('zero_init_last', True))
+            for m in self.modules():
+                if is_relational(m):
+                    m.reset_parameters()
+        return G
+
+
+def _resets_fully(module: nn.Module) -> bool:
+    """Whether ``reset_parameters`` restores all of a module's own state: torch's own layers, whose constructors
+    do nothing else (a subclass or another library's layer may set state its constructor alone knows)."""
+    return type(module).__module__.startswith('torch.nn.modules.') and hasattr(module, 'reset_parameters')
 
 
 def _cfg(**kwargs):
