@@ -9,8 +9,11 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 OLDEST_TIMM := 1.0.31
 OLDEST_PINS := timm==$(OLDEST_TIMM)
 OLDEST_VENV := .cache/venv-oldest
-# the project's tests that `make oldest` runs, e.g. make oldest TESTS=tests/test_wheel.py (default: all)
+# the project's tests that `make oldest` runs, e.g. make oldest TESTS=tests/test_wheel.py (default: all, or only
+# INSTALL_TESTS when the oldest stack resolves to the very versions .venv's `make test` already ran them on)
 TESTS ?=
+INSTALL_TESTS := tests/test_wheel.py tests/test_cli.py tests/test_hub.py
+STACK := import timm, torch, torchvision; print(timm.__version__, torch.__version__, torchvision.__version__)
 
 .PHONY: setup data demo test conformance oldest wheel ci catalogue weights clean
 
@@ -54,7 +57,8 @@ wheel: setup
 # A fresh venv with the wheel (built by that venv's pip, not installed from the checkout) and the oldest supported
 # timm. The core install (no extras) runs relgraph train / sweep / analyze from a folder outside the checkout
 # (.ci/wheel_smoke.py); then, with the dev extra, the same with figures, and the project's tests against the
-# installed package (PYTHONSAFEPATH keeps the working directory off sys.path; tests/test_wheel.py checks it).
+# installed package (PYTHONSAFEPATH keeps the working directory off sys.path; tests/test_wheel.py checks it): all
+# of them when the oldest stack differs from .venv's, the installation's own (INSTALL_TESTS) when it is the same.
 oldest: data
 	rm -rf $(OLDEST_VENV) dist build
 	$(PYTHON) -m venv $(OLDEST_VENV)
@@ -63,7 +67,15 @@ oldest: data
 	$(OLDEST_VENV)/bin/python -I .ci/wheel_smoke.py core --timm $(OLDEST_TIMM)
 	$(OLDEST_VENV)/bin/pip install --quiet --no-compile "$$(ls dist/timm_relgraph-*.whl)[dev]" $(OLDEST_PINS)
 	$(OLDEST_VENV)/bin/python -I .ci/wheel_smoke.py plots --timm $(OLDEST_TIMM)
-	PYTHONSAFEPATH=1 RELGRAPH_EXPECT_INSTALLED=$(OLDEST_TIMM) $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider $(TESTS)
+	@oldest="$$($(OLDEST_VENV)/bin/python -c '$(STACK)')"; newest="$$($(PY) -c '$(STACK)' 2>/dev/null || true)"; \
+	tests="$(TESTS)"; \
+	if [ -z "$$tests" ] && [ "$$oldest" = "$$newest" ]; then \
+	  tests="$(INSTALL_TESTS)"; \
+	  echo "oldest: timm, torch, torchvision $$oldest are the stack .venv ran the whole suite on;" \
+	       "testing the installed wheel with $$tests"; \
+	fi; \
+	echo "PYTHONSAFEPATH=1 RELGRAPH_EXPECT_INSTALLED=$(OLDEST_TIMM) $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider $$tests"; \
+	PYTHONSAFEPATH=1 RELGRAPH_EXPECT_INSTALLED=$(OLDEST_TIMM) $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider $$tests
 
 # train (or reuse demo_output/) and export the Fashion-MNIST weights into weights/ (not committed: > 5 MB)
 weights: setup data
