@@ -59,6 +59,11 @@ def _kept_pairs(adjacency: torch.Tensor, out_channels: int, in_channels: int) ->
     return keep.flatten().nonzero().squeeze(1)
 
 
+def default_device() -> torch.device:
+    """The device tensors are made on when none is given, honouring a ``with torch.device(...)`` block."""
+    return torch.empty(0).device
+
+
 @torch.jit.unused
 def _is_graph_capture() -> bool:
     """Whether a graph is being captured (jit.trace, fx, dynamo / torch.export): expand, do not cache."""
@@ -121,7 +126,7 @@ class _RelationalMixin:
         self._dense_cache: Optional[Tuple[tuple, torch.Tensor]] = None
         self._csr_cache: Optional[Tuple[tuple, torch.Tensor]] = None
         if device is None:
-            device = torch.empty(0).device  # the default device, honouring a ``with torch.device(...)`` block
+            device = default_device()
         self.register_buffer('graph', adjacency.to(device), persistent=True)
         self.register_buffer('kept', self._kept_cpu.to(device), persistent=False)
         # Replace the dense weight nn.Linear / nn.Conv2d made by the packed one.

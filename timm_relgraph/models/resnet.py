@@ -34,7 +34,7 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..flops import GraphCounter, conv_macs, conv_out, linear_macs, match_widths
 from ..graphs import GraphSpec
-from ..layers import is_relational, relationalize
+from ..layers import default_device, is_relational, relationalize
 from ..paper import COARSE_ROUNDS, MATCH_SETTING
 from ._builder import RelGraphMixin, base_cfg, create_relgraph, family_tags, init_paper_head
 
@@ -240,8 +240,9 @@ class RelGraphResNet(RelGraphMixin, ResNet):
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError(f'widths must give 4 positive stage widths, got {widths}')
         selected = [f'layer*.*.{name}' for name in block.relational_layers]
-        G = None if graph.is_complete else self._build_on_meta(block, depths, widths, graph, selected, execution,
-                                                               kwargs)
+        kwargs['device'] = kwargs.get('device') or default_device()
+        as_timm = graph.is_complete or torch.device(kwargs['device']).type == 'meta'
+        G = None if as_timm else self._build_on_meta(block, depths, widths, graph, selected, execution, kwargs)
         if G is None:  # timm's ResNet as timm builds it (the complete graph's network is timm's, draw for draw)
             super().__init__(block=block, layers=depths, channels=widths, **kwargs)
             G = self._setup_graph(graph)
@@ -258,27 +259,23 @@ class RelGraphResNet(RelGraphMixin, ResNet):
         initialise on the real device: the widened dense convs the graph thins out are never allocated or
         drawn (relgraph_resnet34's are 142M weights; its graph keeps 23M). Initialisation is what timm's
         constructor does (each module's ``reset_parameters``, then ``init_weights``), then the paper's for the
-        relational convs. Returns the graph, or None if a module's state could not be restored that way (see
-        :func:`_resets_fully`) or a meta model was asked for: the caller then builds as timm does."""
-        device = kwargs.pop('device', None)
-        if device is None:
-            device = torch.empty(0).device  # the default device, honouring a ``with torch.device(...)`` block
-        kwargs['device'] = device
-        if torch.device(device).type == 'meta':
-            return None
+        relational convs. Returns the graph, or None, leaving the rest to the caller, if a module's state could
+        not be restored that way (see :func:`_resets_fully`)."""
         super().__init__(block=block, layers=depths, channels=widths, **{**kwargs, 'device': 'meta'})
         G = self._setup_graph(graph)
         relationalize(self, G, selected, init='paper', execution=execution)
         plain = [m for m in self.modules() if not is_relational(m) and (m._parameters or m._buffers)]
         if not all(_resets_fully(m) for m in plain):
             return None
-        self.to_empty(device=device)
         with torch.no_grad():
             for m in plain:
+                m.to_empty(device=kwargs['device'], recurse=False)
                 m.reset_parameters()
+            # the relational convs are still on meta here, so timm's draw for them is a no-op, not a wasted one
             self.init_weights(zero_init_last=kwargs.get('zero_init_last', True))
             for m in self.modules():
                 if is_relational(m):
+                    m.to_empty(device=kwargs['device'])
                     m.reset_parameters()
         return G
 
