@@ -14,6 +14,7 @@ OLDEST_VENV := .cache/venv-oldest
 TESTS ?=
 INSTALL_TESTS := tests/test_wheel.py tests/test_cli.py tests/test_hub.py
 STACK := import timm, torch, torchvision; print(timm.__version__, torch.__version__, torchvision.__version__)
+OLDEST_PYTEST := PYTHONSAFEPATH=1 RELGRAPH_EXPECT_INSTALLED=$(OLDEST_TIMM) $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider
 
 .PHONY: setup data demo test conformance oldest wheel ci catalogue weights clean
 
@@ -74,8 +75,7 @@ oldest: data
 	  echo "oldest: timm, torch, torchvision $$oldest are the stack .venv ran the whole suite on;" \
 	       "testing the installed wheel with $$tests"; \
 	fi; \
-	echo "PYTHONSAFEPATH=1 RELGRAPH_EXPECT_INSTALLED=$(OLDEST_TIMM) $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider $$tests"; \
-	PYTHONSAFEPATH=1 RELGRAPH_EXPECT_INSTALLED=$(OLDEST_TIMM) $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider $$tests
+	echo "$(OLDEST_PYTEST) $$tests"; $(OLDEST_PYTEST) $$tests
 
 # train (or reuse demo_output/) and export the Fashion-MNIST weights into weights/ (not committed: > 5 MB)
 weights: setup data

@@ -182,7 +182,8 @@ def main(argv=None) -> int:
     parser.add_argument('--rounds', type=int, default=9,
                         help='interleaved measurement rounds (single rounds on a shared CPU vary by several per cent)')
     parser.add_argument('--steps', type=int, default=1, help='steps per measurement')
-    parser.add_argument('--stat', choices=sorted(STATS), default='median', help='statistic of the step times over the rounds')
+    parser.add_argument('--stat', choices=sorted(STATS), default='median',
+                        help='statistic of the step times over the rounds')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: leave as is)')
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(',') if f.strip()]
